@@ -1,0 +1,6 @@
+"""spark-submit entry point for the 'features' step: spark-submit jobs/features.py --conf conf/flights.yaml"""
+import sys
+
+from lakeforge.cli import main
+
+sys.exit(main(["run", "features", *sys.argv[1:]]))

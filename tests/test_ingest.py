@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from lakeforge.config import SourceSettings
+from lakeforge.errors import IngestError
+from lakeforge.ingest import check_source, commit_source
+from lakeforge.tables import latest_version
+
+SOURCE = SourceSettings(files="planes/*.csv", columns={"tailnum": "string", "year": "int", "seats": "int"},
+                        max_rejected_fraction=0.5)
+GOOD = "tailnum,year,seats,extra\nN1,2004,55,x\nN2,NA,182,y\nN3,1998,,z\n"
+
+
+def write(landing: Path, name: str, text: str) -> Path:
+    path = landing / "planes" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def ingest(spark, landing: Path, tables: Path, source=SOURCE, batch_id="b1"):
+    checked = check_source(spark, "planes", source, landing, batch_id)
+    return commit_source(checked, list(source.columns), str(tables / "planes"), str(tables / "planes_rejected"))
+
+
+def test_good_file_is_typed_and_reconciled(spark, tmp_path):
+    write(tmp_path / "landing", "a.csv", GOOD)
+    report = ingest(spark, tmp_path / "landing", tmp_path / "t")
+    assert (report.rows_read, report.rows_written, report.rows_rejected) == (3, 3, 0)
+    got = spark.read.format("delta").load(str(tmp_path / "t" / "planes")).select("tailnum", "year", "seats")
+    expected = spark.createDataFrame([("N1", 2004, 55), ("N2", None, 182), ("N3", 1998, None)], "tailnum string, year int, seats int")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_unparsable_values_are_quarantined_with_reason(spark, tmp_path):
+    path = write(tmp_path / "landing", "a.csv", "tailnum,year,seats\nN1,2004,55\nN2,19x8,182\nN3,1998,lots\nN4\n")
+    report = ingest(spark, tmp_path / "landing", tmp_path / "t", source=SOURCE.model_copy(update={"max_rejected_fraction": 1.0}))
+    assert report.rows_read == report.rows_written + report.rows_rejected == 4
+    assert report.rows_written == 1
+    rejected = spark.read.format("delta").load(str(tmp_path / "t" / "planes_rejected"))
+    reasons = {tuple(r["_reasons"]) for r in rejected.collect()}
+    assert reasons == {("year: cannot parse '19x8' as int",), ("seats: cannot parse 'lots' as int",), ("malformed row",)}
+    assert {r["_source_file"] for r in rejected.collect()} == {str(path)}
+
+
+def test_too_many_bad_rows_fail_naming_file_column_and_value_and_keep_the_table(spark, tmp_path):
+    landing = tmp_path / "landing"
+    write(landing, "a.csv", GOOD)
+    ingest(spark, landing, tmp_path / "t")
+    version = latest_version(spark, str(tmp_path / "t" / "planes"))
+    bad = write(landing, "b.csv", "tailnum,year,seats\nN9,abc,1\nN8,def,2\nN7,ghi,3\nN6,jkl,4\n")
+    with pytest.raises(IngestError) as error:
+        ingest(spark, landing, tmp_path / "t", batch_id="b2")
+    message = str(error.value)
+    assert str(bad) in message and "year: cannot parse 'abc' as int" in message and "nothing was written" in message
+    assert latest_version(spark, str(tmp_path / "t" / "planes")) == version
+    assert spark.read.format("delta").load(str(tmp_path / "t" / "planes")).count() == 3
+
+
+def test_missing_column_fails_naming_file_and_column(spark, tmp_path):
+    landing = tmp_path / "landing"
+    write(landing, "a.csv", GOOD)
+    ingest(spark, landing, tmp_path / "t")
+    version = latest_version(spark, str(tmp_path / "t" / "planes"))
+    bad = write(landing, "b.csv", "tailnum,year\nN9,2001\n")
+    with pytest.raises(IngestError, match=rf"{bad}: missing column\(s\) seats"):
+        ingest(spark, landing, tmp_path / "t", batch_id="b2")
+    assert latest_version(spark, str(tmp_path / "t" / "planes")) == version
+
+
+def test_reingesting_a_batch_replaces_it_and_keeps_other_batches(spark, tmp_path):
+    landing = tmp_path / "landing"
+    write(landing, "a.csv", GOOD)
+    ingest(spark, landing, tmp_path / "t", batch_id="b1")
+    ingest(spark, landing, tmp_path / "t", batch_id="b2")
+    report = ingest(spark, landing, tmp_path / "t", batch_id="b1")
+    table = spark.read.format("delta").load(str(tmp_path / "t" / "planes"))
+    assert report.rows_written == 3
+    assert {r["_batch_id"]: r["count"] for r in table.groupBy("_batch_id").count().collect()} == {"b1": 3, "b2": 3}
+
+
+def test_no_files_is_an_error(spark, tmp_path):
+    with pytest.raises(IngestError, match=r"no files match .*planes/\*\.csv"):
+        ingest(spark, tmp_path / "landing", tmp_path / "t")

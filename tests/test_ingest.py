@@ -22,13 +22,13 @@ def write(landing: Path, name: str, text: str) -> Path:
 
 def ingest(spark, landing: Path, tables: Path, source=SOURCE, batch_id="b1"):
     checked = check_source(spark, "planes", source, landing, batch_id)
-    return commit_source(checked, list(source.columns), str(tables / "planes"), str(tables / "planes_rejected"))
+    return commit_source(checked, list(source.columns), str(tables / "planes"), str(tables / "planes_quarantine"))
 
 
 def test_good_file_is_typed_and_reconciled(spark, tmp_path):
     write(tmp_path / "landing", "a.csv", GOOD)
     report = ingest(spark, tmp_path / "landing", tmp_path / "t")
-    assert (report.rows_read, report.rows_written, report.rows_rejected) == (3, 3, 0)
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (3, 3, 0)
     got = spark.read.format("delta").load(str(tmp_path / "t" / "planes")).select("tailnum", "year", "seats")
     expected = spark.createDataFrame([("N1", 2004, 55), ("N2", None, 182), ("N3", 1998, None)], "tailnum string, year int, seats int")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
@@ -37,12 +37,12 @@ def test_good_file_is_typed_and_reconciled(spark, tmp_path):
 def test_unparsable_values_are_quarantined_with_reason(spark, tmp_path):
     path = write(tmp_path / "landing", "a.csv", "tailnum,year,seats\nN1,2004,55\nN2,19x8,182\nN3,1998,lots\nN4\n")
     report = ingest(spark, tmp_path / "landing", tmp_path / "t", source=SOURCE.model_copy(update={"max_rejected_fraction": 1.0}))
-    assert report.rows_read == report.rows_written + report.rows_rejected == 4
+    assert report.rows_read == report.rows_written + report.rows_quarantined == 4
     assert report.rows_written == 1
-    rejected = spark.read.format("delta").load(str(tmp_path / "t" / "planes_rejected"))
-    reasons = {tuple(r["_reasons"]) for r in rejected.collect()}
+    quarantined = spark.read.format("delta").load(str(tmp_path / "t" / "planes_quarantine"))
+    reasons = {tuple(r["_reasons"]) for r in quarantined.collect()}
     assert reasons == {("year: cannot parse '19x8' as int",), ("seats: cannot parse 'lots' as int",), ("malformed row",)}
-    assert {r["_source_file"] for r in rejected.collect()} == {str(path)}
+    assert {r["_source_file"] for r in quarantined.collect()} == {str(path)}
 
 
 def test_too_many_bad_rows_fail_naming_file_column_and_value_and_keep_the_table(spark, tmp_path):

@@ -1,0 +1,108 @@
+"""Quality rules inside ingest: quarantine by rule, one Spark job per source, fail commits nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakeforge import ingest
+from lakeforge.config import SourceSettings
+from lakeforge.quality.runner import QualityError
+from lakeforge.tables import latest_version
+from lakeforge.tracking import configure_mlflow
+
+from conftest import flights_config
+
+RULES = [
+    {"rule": "not_null", "column": "tailnum"},
+    {"rule": "regex", "column": "tailnum", "pattern": "^N[0-9]+$", "severity": "warn"},
+    {"rule": "range", "column": "seats", "min": 1, "max": 500, "severity": "warn"},
+    {"rule": "allowed_values", "column": "engines", "values": [1, 2, 4], "severity": "warn"},
+    {"rule": "completeness", "column": "seats", "min_ratio": 0.5},
+]
+SOURCE = SourceSettings(files="planes/*.csv", columns={"tailnum": "string", "seats": "int", "engines": "int"},
+                        max_rejected_fraction=1.0, quality=RULES)
+GOOD = "tailnum,seats,engines\nN1,100,2\nN2,,2\nN3,180,4\n"
+BAD = "tailnum,seats,engines\nN1,100,2\nX2,900,2\nN3,lots,3\n,50,1\n"
+
+
+def write(landing: Path, name: str, text: str) -> Path:
+    path = landing / "planes" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_rows_breaking_row_rules_are_quarantined_with_rule_names_and_reconciled(spark, tmp_path):
+    path = write(tmp_path / "landing", "a.csv", BAD)
+    checked = ingest.check_source(spark, "planes", SOURCE, tmp_path / "landing", "b1")
+    report = ingest.commit_source(checked, list(SOURCE.columns), str(tmp_path / "planes"), str(tmp_path / "quarantine"))
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (4, 1, 3)
+    quarantined = spark.read.format("delta").load(str(tmp_path / "quarantine")).select(
+        F.get_json_object("_raw", "$.tailnum").alias("tailnum"), "_reasons", "_source_file", "_batch_id")
+    expected = spark.createDataFrame([
+        ("X2", ["regex(tailnum)", "range(seats)"], str(path), "b1"),
+        ("N3", ["seats: cannot parse 'lots' as int", "allowed_values(engines)"], str(path), "b1"),
+        (None, ["not_null(tailnum)"], str(path), "b1"),
+    ], "tailnum string, _reasons array<string>, _source_file string, _batch_id string")
+    assert_df_equality(quarantined, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_parsing_and_all_column_rules_of_a_source_take_one_spark_job(spark, tmp_path):
+    write(tmp_path / "landing", "a.csv", BAD)
+    write(tmp_path / "landing", "b.csv", GOOD)
+    context = spark.sparkContext
+    context.setJobGroup("quality-one-scan", "check_source")
+    try:
+        checked = ingest.check_source(spark, "planes", SOURCE, tmp_path / "landing", "b1")
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    checked.rows.unpersist()
+    assert len(context.statusTracker().getJobIdsForGroup("quality-one-scan")) == 1
+    assert (checked.rows_read, checked.rows_quarantined) == (7, 3)
+
+
+PLANES = {"files": "planes/*.csv", "columns": {"tailnum": "string", "seats": "int"}, "max_rejected_fraction": 0.5,
+          "quality": [{"rule": "unique", "columns": ["tailnum"]},
+                      {"rule": "range", "column": "seats", "min": 1, "max": 1000, "severity": "warn"}]}
+
+
+def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_table(spark, tmp_path):
+    config = flights_config(tmp_path, **{"landing.seed_dataset": None, "sources": {"planes": PLANES},
+                                        "quality.run_time": "2013-12-31T00:00:00"})
+    write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
+    result = ingest.run(spark, config)
+    assert result.details["quality"] == "6 passed, 0 warned, 0 failed"
+    table = config.table_path("bronze_planes")
+    version = latest_version(spark, table)
+
+    write(config.landing_dir, "b.csv", "tailnum,seats\nN1,300\nN3,5000\n")
+    with pytest.raises(QualityError) as error:
+        ingest.run(spark, config)
+    assert "table bronze_planes: rule unique(tailnum) failed: duplicate_rows = 2, expected 0" in str(error.value)
+    assert "nothing was written" in str(error.value)
+    assert latest_version(spark, table) == version
+    assert latest_version(spark, config.table_path("bronze_planes_quarantine")) == 0
+
+    history = spark.read.format("delta").load(config.table_path("quality_metrics"))
+    expected = spark.createDataFrame([
+        ("bronze_planes", 0, "unique(tailnum)", "duplicate_rows", 0.0, "pass"),
+        ("bronze_planes", 0, "range(seats)", "violations", 0.0, "pass"),
+        ("bronze_planes", None, "unique(tailnum)", "duplicate_rows", 2.0, "fail"),
+        ("bronze_planes", None, "range(seats)", "violations", 1.0, "warn"),
+    ], "table string, version bigint, rule string, metric string, value double, status string")
+    got = history.where(F.col("metric").isin("duplicate_rows", "violations"))
+    assert_df_equality(got.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True)
+
+    configure_mlflow(config)
+    failed = mlflow.search_runs(filter_string="tags.`lakeforge.step` = 'ingest'", output_format="list",
+                                order_by=["attributes.start_time DESC"])[0]
+    assert failed.info.status == "FAILED"
+    assert failed.data.metrics["quality.bronze_planes.unique_tailnum.duplicate_rows"] == 2.0
+    reports = sorted((config.storage_root / "quality_reports").glob("ingest-*.md"))
+    assert "| FAIL | bronze_planes | unique(tailnum) | duplicate_rows | 2 | 0 |  |" in reports[-1].read_text()
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(failed.info.run_id)]
+    assert reports[-1].name in artifacts

@@ -1,6 +1,9 @@
 """Delta table access that pins what was read: every read names the exact version it used."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -18,6 +21,52 @@ class TableVersion:
     version: int
 
 
+_reads: ContextVar[list[TableVersion] | None] = ContextVar("lakeforge_reads", default=None)
+_pins: ContextVar[Mapping[str, int] | None] = ContextVar("lakeforge_pins", default=None)
+
+
+@contextmanager
+def recording_reads() -> Iterator[list[TableVersion]]:
+    """Yield a list that collects every table version `read_pinned` reads inside the block (no repeats)."""
+    reads: list[TableVersion] = []
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+@contextmanager
+def pinned_versions(versions: Mapping[str, int]) -> Iterator[None]:
+    """Inside the block, `read_pinned` without an explicit version reads table ``name`` at ``versions[name]``."""
+    token = _pins.set(dict(versions))
+    try:
+        yield
+    finally:
+        _pins.reset(token)
+
+
+@contextmanager
+def table_retention_defaults(spark: SparkSession, log_days: int, deleted_file_days: int) -> Iterator[None]:
+    """Tables created inside the block get ``delta.logRetentionDuration`` / ``delta.deletedFileRetentionDuration``.
+
+    Delta refuses time travel to versions older than the deleted-file retention, so these decide how
+    long a pinned version stays readable.
+    """
+    defaults = {
+        "spark.databricks.delta.properties.defaults.logRetentionDuration": f"interval {log_days} days",
+        "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": f"interval {deleted_file_days} days",
+    }
+    previous = {key: spark.conf.get(key, None) for key in defaults}
+    for key, value in defaults.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
 def latest_version(spark: SparkSession, path: str) -> int:
     """The newest committed version of the Delta table at `path`."""
     if not DeltaTable.isDeltaTable(spark, path):
@@ -28,11 +77,20 @@ def latest_version(spark: SparkSession, path: str) -> int:
 def read_pinned(
     spark: SparkSession, name: str, path: str, version: int | None = None
 ) -> tuple[DataFrame, TableVersion]:
-    """Read table `name` at `version` (default: the newest) and say which version that was."""
+    """Read table `name` at `version` (default: the pinned one, else the newest) and say which version that was.
+
+    Inside `recording_reads` the version read is recorded; inside `pinned_versions` the pin replaces "newest".
+    """
+    if version is None:
+        version = (_pins.get() or {}).get(name)
     if version is None:
         version = latest_version(spark, path)
     df = spark.read.format("delta").option("versionAsOf", version).load(path)
-    return df, TableVersion(name=name, path=path, version=version)
+    read = TableVersion(name=name, path=path, version=version)
+    reads = _reads.get()
+    if reads is not None and read not in reads:
+        reads.append(read)
+    return df, read
 
 
 def last_commit_metrics(spark: SparkSession, path: str) -> dict[str, str]:

@@ -3,16 +3,36 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
+from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig
-from lakeforge.tables import TableVersion
+from lakeforge.reproducibility.manifest import build_manifest, log_manifest, manifest_tags
+from lakeforge.tables import TableVersion, recording_reads, table_retention_defaults
 
 TAG_PREFIX = "lakeforge"
+REPLAY_OF_TAG = f"{TAG_PREFIX}.replay_of"
+_replay_of: ContextVar[str | None] = ContextVar("lakeforge_replay_of", default=None)
+
+
+def replay_of() -> str | None:
+    """The run id being replayed while a replay runs, else None (replays leave the model registry alone)."""
+    return _replay_of.get()
+
+
+@contextmanager
+def replaying(run_id: str) -> Iterator[None]:
+    """Step runs inside the block are replays of `run_id` and are tagged so."""
+    token = _replay_of.set(run_id)
+    try:
+        yield
+    finally:
+        _replay_of.reset(token)
 
 
 def configure_mlflow(config: LakeforgeConfig) -> str:
@@ -43,7 +63,12 @@ def git_state(start: Path | None = None) -> dict[str, str]:
 
 @contextmanager
 def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
-    """An MLflow run for `step`, tagged with git commit, config hash and seed; config logged as JSON."""
+    """An MLflow run for `step`, tagged with git commit, config hash and seed; config logged as JSON.
+
+    Every table version the step reads is recorded and, when the step succeeds, logged with the rest
+    of the run manifest (see `lakeforge.reproducibility.manifest`). Tables the step creates get the
+    configured retention properties.
+    """
     configure_mlflow(config)
     git = git_state()
     tags = {
@@ -53,9 +78,17 @@ def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
         f"{TAG_PREFIX}.config_hash": config.fingerprint(),
         f"{TAG_PREFIX}.seed": str(config.seed),
     }
-    with mlflow.start_run(run_name=step, tags=tags) as run:
+    if replay_of() is not None:
+        tags[REPLAY_OF_TAG] = replay_of()
+    spark, retention = SparkSession.getActiveSession(), config.retention
+    new_tables = (nullcontext() if spark is None else
+                  table_retention_defaults(spark, retention.log_retention_days, retention.deleted_file_retention_days))
+    with mlflow.start_run(run_name=step, tags=tags) as run, recording_reads() as reads, new_tables:
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
         yield run
+        manifest = build_manifest(config, step, reads, git)
+        log_manifest(manifest)
+        mlflow.set_tags({f"{TAG_PREFIX}.{key}": value for key, value in manifest_tags(manifest).items()})
 
 
 def log_tables(tables: list[TableVersion], role: str) -> None:

@@ -1,0 +1,142 @@
+"""``lakeforge replay RUN_ID``: re-run a step from its manifest and check it gives the same result.
+
+The step runs with the recorded config and reads every input at the recorded Delta version (time
+travel), in a new MLflow run tagged ``lakeforge.replay_of``. The replay is then compared with the
+original: inputs read, every metric (exactly, or within a declared tolerance) and, for a trained model,
+its predictions on a fixed sample of the pinned rows.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakeforge import train
+from lakeforge.config import LakeforgeConfig, parse_config
+from lakeforge.errors import LakeforgeError
+from lakeforge.reproducibility.manifest import load_manifest
+from lakeforge.results import StepResult
+from lakeforge.tables import pinned_versions, read_pinned
+from lakeforge.tracking import replaying
+
+# Steps whose only effect is an MLflow run, so replaying them cannot change any table.
+REPLAYABLE_STEPS: dict[str, Callable[[SparkSession, LakeforgeConfig], StepResult]] = {"train": train.run}
+
+
+class ReplayError(LakeforgeError):
+    """A run cannot be replayed (no manifest, a step that writes tables, a changed config)."""
+
+
+@dataclass
+class ReplayReport:
+    """What a replay found: `differences` in results (empty: reproduced) and `notes` on the environment."""
+
+    original_run_id: str
+    replay_run_id: str
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reproduced(self) -> bool:
+        return not self.differences
+
+    def describe(self) -> str:
+        verdict = "reproduced" if self.reproduced else "NOT reproduced"
+        lines = [f"replay {self.replay_run_id} of run {self.original_run_id}: {verdict}"]
+        lines += [f"  differs: {difference}" for difference in self.differences]
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def compare_inputs(original: dict[str, Any], replay: dict[str, Any]) -> list[str]:
+    """Tables read at other versions or paths, or read by only one of the two runs."""
+    before = {(t["name"], t["path"], t["version"]) for t in original["inputs"]}
+    after = {(t["name"], t["path"], t["version"]) for t in replay["inputs"]}
+    return ([f"input {name} v{version} ({path}) was not read by the replay" for name, path, version in sorted(before - after)]
+            + [f"replay read {name} v{version} ({path}), the original did not" for name, path, version in sorted(after - before)])
+
+
+def compare_metrics(original: dict[str, float], replay: dict[str, float], tolerance: float) -> list[str]:
+    """Metrics missing from either run or further apart than `tolerance` (0: must be identical)."""
+    differences = [f"metric {name} missing from the replay" for name in sorted(set(original) - set(replay))]
+    differences += [f"metric {name} only in the replay" for name in sorted(set(replay) - set(original))]
+    for name in sorted(set(original) & set(replay)):
+        before, after = original[name], replay[name]
+        if not (before == after or abs(before - after) <= tolerance or (math.isnan(before) and math.isnan(after))):
+            differences.append(f"metric {name}: {original[name]!r} -> {replay[name]!r}")
+    return differences
+
+
+def compare_environment(original: dict[str, Any], replay: dict[str, Any]) -> list[str]:
+    """Code, runtime and package changes since the original run (notes: they did not have to change results)."""
+    notes = []
+    if original["git"] != replay["git"]:
+        notes.append(f"git {original['git']} -> {replay['git']}")
+    notes += [f"{name} {version} -> {replay['versions'].get(name)}" for name, version in original["versions"].items()
+              if replay["versions"].get(name) != version]
+    if original["packages_hash"] != replay["packages_hash"]:
+        changed = sorted(set(original["packages"]) ^ set(replay["packages"]))
+        notes.append(f"installed packages changed: {', '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}")
+    notes += [f"spark conf {key}: {value!r} -> {replay['spark_conf'].get(key)!r}"
+              for key, value in original["spark_conf"].items() if replay["spark_conf"].get(key) != value]
+    return notes
+
+
+def prediction_sample(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any], rows: int) -> pd.DataFrame:
+    """A fixed sample of the pinned training rows: the `rows` with the smallest hash of the key."""
+    pinned = next(t for t in manifest["inputs"] if t["name"] == config.features.table)
+    features, _ = read_pinned(spark, pinned["name"], pinned["path"], pinned["version"])
+    key = config.split.key
+    in_months = features.where(F.col("month").isin(config.model.train_months))
+    return train.model_input(in_months, config.model, key).orderBy(F.xxhash64(key), key).limit(rows).toPandas()
+
+
+def compare_predictions(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any],
+                        original_run_id: str, replay_run_id: str, tolerance: float, rows: int) -> list[str]:
+    """Positive-class probabilities of both runs' models on the same fixed sample of pinned rows."""
+    sample = prediction_sample(spark, config, manifest, rows)
+    columns = train.feature_columns(config.model)
+    scores = [mlflow.sklearn.load_model(f"runs:/{run_id}/model").predict_proba(sample[columns])[:, 1]
+              for run_id in (original_run_id, replay_run_id)]
+    gap = np.abs(scores[0] - scores[1])
+    differing = int(np.sum(gap > tolerance))
+    if differing:
+        return [f"predictions differ on {differing} of {len(sample)} sampled rows (max |difference| {gap.max():.3g})"]
+    return []
+
+
+def replay(spark: SparkSession, run_id: str, tolerance: float = 0.0, sample_rows: int = 1000) -> ReplayReport:
+    """Re-run run `run_id`'s step from its manifest and compare the new run with it."""
+    client = mlflow.MlflowClient()
+    try:
+        original: Run = client.get_run(run_id)
+        manifest = load_manifest(run_id)
+    except MlflowException as exc:
+        raise ReplayError(f"run {run_id} cannot be replayed: no run or no manifest ({exc.message})") from None
+    step = manifest["step"]
+    if step not in REPLAYABLE_STEPS:
+        raise ReplayError(f"run {run_id} is a '{step}' run; replay supports {sorted(REPLAYABLE_STEPS)} "
+                          f"(steps that write no table)")
+    config = parse_config(manifest["config"], source=f"manifest of run {run_id}")
+    with replaying(run_id), pinned_versions({t["name"]: t["version"] for t in manifest["inputs"]}):
+        REPLAYABLE_STEPS[step](spark, config)
+    replay_run = client.get_run(mlflow.last_active_run().info.run_id)
+    replay_manifest = load_manifest(replay_run.info.run_id)
+    report = ReplayReport(run_id, replay_run.info.run_id, notes=compare_environment(manifest, replay_manifest))
+    if replay_manifest["config_hash"] != manifest["config_hash"]:
+        report.notes.append(f"config hash {manifest['config_hash']} -> {replay_manifest['config_hash']}: "
+                            f"settings added to lakeforge since the run took their defaults")
+    report.differences += compare_inputs(manifest, replay_manifest)
+    report.differences += compare_metrics(original.data.metrics, replay_run.data.metrics, tolerance)
+    report.differences += compare_predictions(spark, config, manifest, run_id, replay_run.info.run_id,
+                                              tolerance, sample_rows)
+    return report

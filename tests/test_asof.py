@@ -1,38 +1,45 @@
 import datetime as dt
+import random
 
 import pytest
 from chispa import assert_df_equality
 
 from lakeforge.asof import asof_join
-from lakeforge.features import weather_as_of_departure
+
+START = dt.datetime(2013, 1, 1)
 
 
 def ts(hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2013, 1, 1, hour, minute)
 
 
-def test_weather_as_of_scheduled_hour(spark):
-    flights = spark.createDataFrame(
-        [("f1", "EWR", ts(10)), ("f2", "EWR", ts(12)), ("f3", "JFK", ts(10)), ("f4", "LGA", ts(10)), ("f5", "EWR", ts(17))],
-        "flight_id string, origin string, time_hour timestamp",
-    )
-    # EWR has no row for 12:00 (f2 takes 11:00); LGA has weather only in the future; f5 is 5h past EWR's last row.
-    weather = spark.createDataFrame(
-        [("EWR", ts(9), 30.0), ("EWR", ts(10), 31.0), ("EWR", ts(11), 32.0), ("EWR", ts(12, 30), 40.0),
-         ("JFK", ts(10), 20.0), ("LGA", ts(11), 50.0)],
-        "origin string, time_hour timestamp, temp double",
-    )
-    weather = weather.withColumn("dewp", weather.temp - 10)
-    for column in ["humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]:
-        weather = weather.withColumn(column, weather.temp * 0 + 1.0)
-    got = weather_as_of_departure(flights, weather, max_staleness_hours=3).select(
-        "flight_id", "weather_time", "temp", "weather_found")
-    expected = spark.createDataFrame(
-        [("f1", ts(10), 31.0, True), ("f2", ts(11), 32.0, True), ("f3", ts(10), 20.0, True),
-         ("f4", None, None, False), ("f5", None, None, False)],
-        "flight_id string, weather_time timestamp, temp double, weather_found boolean",
-    )
+def brute_force_asof(left_rows, right_rows, max_age_seconds):
+    """Reference: for each left row scan every right row; latest time wins, ties go to the larger value."""
+    expected = []
+    for left_id, key, left_time in left_rows:
+        candidates = [(right_time, value) for right_key, right_time, value in right_rows
+                      if right_key == key and dt.timedelta(0) <= left_time - right_time <= dt.timedelta(seconds=max_age_seconds)]
+        best = max(candidates) if candidates else (None, None)
+        expected.append((left_id, key, left_time, *best, bool(candidates)))
+    return expected
+
+
+def test_matches_a_brute_force_reference_on_random_rows(spark):
+    rng = random.Random(7)
+    minute = lambda: START + dt.timedelta(minutes=5 * rng.randrange(48))  # coarse grid: many equal times
+    left_rows = [(i, rng.choice("abcd"), minute()) for i in range(120)]  # key d never appears on the right
+    right_rows = [(rng.choice("abc"), minute(), float(i)) for i in range(90)]
+    max_age = 40 * 60
+    assert len({(k, t) for k, t, _ in right_rows}) < len(right_rows), "the sample must contain equal timestamps"
+
+    left = spark.createDataFrame(left_rows, "id int, k string, t timestamp")
+    right = spark.createDataFrame(right_rows, "k string, rt timestamp, v double")
+    got = asof_join(left, right, left_id="id", keys=["k"], left_time="t", right_time="rt",
+                    max_age_seconds=max_age, matched_flag="found")
+    expected = spark.createDataFrame(brute_force_asof(left_rows, right_rows, max_age),
+                                     "id int, k string, t timestamp, rt timestamp, v double, found boolean")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert expected.where("not found").count() > 0 and expected.where("found").count() > 0
 
 
 def test_ties_are_deterministic_and_never_from_the_future(spark):
@@ -45,6 +52,17 @@ def test_ties_are_deterministic_and_never_from_the_future(spark):
     expected = spark.createDataFrame(
         [(1, "a", ts(5), ts(5), 2.0), (2, "a", ts(6), ts(6), 3.0)], "id int, k string, t timestamp, rt timestamp, v double"
     )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rows_known_after_the_left_time_are_skipped(spark):
+    left = spark.createDataFrame([(1, "a", ts(10)), (2, "a", ts(12))], "id int, k string, t timestamp")
+    # The 09:00 row only arrived at 11:00: at 10:00 the 08:00 row was the latest one known.
+    right = spark.createDataFrame(
+        [("a", ts(8), ts(8), 1.0), ("a", ts(9), ts(11), 2.0)], "k string, rt timestamp, known timestamp, v double")
+    got = asof_join(left, right, left_id="id", keys=["k"], left_time="t", right_time="rt",
+                    max_age_seconds=4 * 3600, right_known_time="known").select("id", "v")
+    expected = spark.createDataFrame([(1, 1.0), (2, 2.0)], "id int, v double")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 

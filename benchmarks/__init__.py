@@ -1,0 +1,1 @@
+"""Benchmark scripts (run one with `python benchmarks/<name>.py --rows N`)."""

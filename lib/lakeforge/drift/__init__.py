@@ -1,0 +1,1 @@
+"""Data drift monitoring: binned distribution statistics on Spark, live metrics, retraining trigger."""

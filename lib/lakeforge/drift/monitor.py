@@ -1,0 +1,217 @@
+"""The monitor step: drift per window against the champion's training data, live metrics, retraining.
+
+Reference: the rows of `model.train_months` in the feature table at the version the champion's
+training run read (its `lakeforge.input.<table>.version` tag); for the predictions, the champion's
+scores on those rows. Current: each window (a month of `monitor.windows`, default `score.months`)
+of the newest feature table and the champion's rows of the predictions table. Skew: the training
+rows re-read at the feature table version the scoring run used, against the training version.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakeforge import train
+from lakeforge.config import LakeforgeConfig, MonitorSettings
+from lakeforge.drift.binning import BucketCounts, ColumnBins, bucket_counts, fit_bins
+from lakeforge.drift.compare import DriftMeasure, compare_column, drifted_share
+from lakeforge.drift.live_metrics import live_metrics
+from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
+from lakeforge.drift.statistics import shares
+from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
+from lakeforge.errors import StepError
+from lakeforge.results import StepResult
+from lakeforge.score import predict_scores
+from lakeforge.tables import TableVersion, latest_version, read_pinned
+from lakeforge.tracking import log_tables, step_run, table_versions_of_run
+
+MONTH = "month"
+SCORE = "score"
+SKEW_WINDOW = "training rows"
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+
+DRIFT_SCHEMA = T.StructType([
+    T.StructField("monitor_run_id", T.StringType()), T.StructField("computed_at", T.TimestampType()),
+    T.StructField("model_name", T.StringType()), T.StructField("model_version", T.StringType()),
+    T.StructField("reference", T.StringType()), T.StructField("window", T.StringType()),
+    T.StructField("kind", T.StringType()), T.StructField("feature", T.StringType()),
+    T.StructField("method", T.StringType()), T.StructField("value", T.DoubleType()),
+    T.StructField("threshold", T.DoubleType()), T.StructField("drifted", T.BooleanType()),
+    T.StructField("decisive", T.BooleanType()), T.StructField("reference_rows", T.LongType()),
+    T.StructField("current_rows", T.LongType()),
+])
+
+
+def window_label(month: int) -> str:
+    return f"month {month:02d}"
+
+
+def champion(config: LakeforgeConfig) -> ModelVersion:
+    name, alias = config.model.registered_name, config.model.alias
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        raise StepError(f"monitor: no model '{name}' with alias '{alias}'; train and promote one first "
+                        f"({exc.message})") from None
+
+
+def model_columns(model_uri: str, text_features: list[str]) -> tuple[list[str], list[str]]:
+    """The model's input columns from its signature: numeric ones, and categorical (string, not text) ones."""
+    inputs = mlflow.models.get_model_info(model_uri).signature.inputs
+    numeric = [c.name for c in inputs.inputs if c.type.to_numpy().kind in "fiu"]
+    categorical = [c.name for c in inputs.inputs if c.type.to_numpy().kind not in "fiu" and c.name not in text_features]
+    return numeric, categorical
+
+
+def compare_all(
+    bins: list[ColumnBins], reference: dict[str, BucketCounts], current: dict[str, BucketCounts],
+    settings: MonitorSettings,
+) -> list[DriftMeasure]:
+    return [m for b in bins
+            for m in compare_column(b, reference[b.name], current[b.name], settings.thresholds,
+                                    settings.stat_test_max_rows)]
+
+
+def _fit(df: DataFrame, numeric: list[str], categorical: list[str], settings: MonitorSettings) -> list[ColumnBins]:
+    return fit_bins(df, numeric, categorical, settings.bins, settings.fine_bins, settings.max_categories,
+                    settings.quantile_accuracy)
+
+
+def append_rows(spark: SparkSession, rows: DataFrame, path: str, name: str) -> TableVersion:
+    rows.write.format("delta").mode("append").option("mergeSchema", True).save(path)
+    return TableVersion(name, path, latest_version(spark, path))
+
+
+def _plot(
+    path: Path, bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
+    current: dict[str, dict[str, BucketCounts]], drift: list[tuple[str, str, DriftMeasure]],
+    share: dict[str, float], auc: dict[str, float], settings: MonitorSettings, title: str,
+) -> Path:
+    """Histograms of the prediction and the most drifted features (by PSI) in the latest window."""
+    latest = max(share)
+    psi = {(kind, window, m.feature): m.value for kind, window, m in drift if m.method == "psi"}
+    ranked = sorted((f for k, w, f in psi if k == "feature" and w == latest), key=lambda f: -psi["feature", latest, f])
+    shown = ranked[:settings.plot_features - 1]
+    panels = []
+    for feature in [SCORE, *shown]:
+        kind = "prediction" if feature == SCORE else "feature"
+        column = bins[feature]
+        panels.append(HistogramPanel(
+            feature if kind == "feature" else "prediction score", column.coarse_labels(),
+            shares(reference[feature].coarse(column)), shares(current[latest][feature].coarse(column)),
+            f"PSI {psi[kind, latest, feature]:.3f} ({latest})"))
+    over_time = {f: {w: v for (k, w, name), v in psi.items() if k == "feature" and name == f} for f in shown}
+    return save_figure(drift_figure(panels, over_time, share, auc, title), path)
+
+
+def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
+    """Measure drift and live metrics per window, store them, plot them and evaluate the retrain trigger."""
+    settings, key, label = config.monitor, config.split.key, config.target.name
+    months = settings.windows or config.score.months
+    table = config.features.table
+    with step_run(config, "monitor") as active:
+        model = champion(config)
+        model_uri = f"models:/{model.name}/{model.version}"
+        numeric, categorical = model_columns(model_uri, config.model.text_features)
+        train_run_id = model.tags.get("train_run_id") or model.run_id
+        trained_version = table_versions_of_run(mlflow.get_run(train_run_id)).get(table)
+        if trained_version is None:
+            raise StepError(f"monitor: training run {train_run_id} of {model_uri} logged no version of '{table}'")
+        path = config.table_path(table)
+        trained_on, reference_version = read_pinned(spark, table, path, trained_version)
+        reference = trained_on.where(F.col(MONTH).isin(config.model.train_months))
+        features, current_version = read_pinned(spark, table, path)
+        predictions, predictions_version = read_pinned(spark, config.score.table, config.table_path(config.score.table))
+        served = (predictions.where((F.col("model_name") == model.name) & (F.col("model_version") == str(model.version)))
+                  .join(features.select(key, MONTH, label), key).where(F.col(MONTH).isin(months)))
+
+        feature_bins = _fit(reference, numeric, categorical, settings)
+        reference_scores = predict_scores(reference, mlflow.sklearn.load_model(model_uri), key, config.model)
+        score_bins = _fit(reference_scores, [SCORE], [], settings)
+        reference_counts = bucket_counts(reference, feature_bins).get(None, {}) | bucket_counts(reference_scores, score_bins).get(None, {})
+        if not reference_counts:
+            raise StepError(f"monitor: no rows for training months {config.model.train_months} in {path} v{trained_version}")
+        window_features = bucket_counts(features.where(F.col(MONTH).isin(months)), feature_bins, MONTH)
+        window_scores = bucket_counts(served, score_bins, MONTH)
+
+        drift: list[tuple[str, str, DriftMeasure]] = []
+        current: dict[str, dict[str, BucketCounts]] = {}
+        for month in sorted(window_features):
+            window = window_label(month)
+            current[window] = window_features[month] | window_scores.get(month, {})
+            drift += [("feature", window, m) for m in compare_all(feature_bins, reference_counts, current[window], settings)]
+            if month in window_scores:
+                drift += [("prediction", window, m)
+                          for m in compare_all(score_bins, reference_counts, current[window], settings)]
+        if not current:
+            raise StepError(f"monitor: no rows for months {months} in {path} v{current_version.version}")
+        serving_versions = [r[0] for r in served.select("features_version").distinct().collect() if r[0] is not None]
+        skew_versions = sorted(set(serving_versions) - {trained_version})
+        if skew_versions:  # the features as scoring computed them, for the rows the model was trained on
+            served_features, _ = read_pinned(spark, table, path, skew_versions[-1])
+            skew_counts = bucket_counts(served_features.where(F.col(MONTH).isin(config.model.train_months)),
+                                        feature_bins)[None]
+            drift += [("skew", SKEW_WINDOW, m) for m in compare_all(feature_bins, reference_counts, skew_counts, settings)]
+
+        live_frame = live_metrics(served, MONTH, label).cache()
+        live = [r.asDict() for r in live_frame.collect()]
+        share = {w: drifted_share([m for k, win, m in drift if k == "feature" and win == w]) for w in current}
+        auc = {window_label(r[MONTH]): r["auc"] for r in live if r["auc"] is not None}
+        decision = evaluate_trigger(settings.trigger, share, auc)
+
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        reference_name = f"{table} v{reference_version.version} months {config.model.train_months}"
+        common = {"monitor_run_id": active.info.run_id, "computed_at": now,
+                  "model_name": model.name, "model_version": str(model.version)}
+        drift_rows = [{**common, "reference": reference_name, "window": window, "kind": kind, **asdict(m)}
+                      for kind, window, m in drift]
+        drift_frame = spark.createDataFrame([tuple(r[f] for f in DRIFT_SCHEMA.fieldNames()) for r in drift_rows],
+                                            DRIFT_SCHEMA)
+        outputs = [append_rows(spark, drift_frame, config.table_path(settings.drift_table), settings.drift_table)]
+        if live:
+            live_table = (live_frame.withColumns({k: F.lit(v) for k, v in common.items()})
+                          .withColumn("window", F.format_string("month %02d", MONTH)).drop(MONTH))
+            outputs.append(append_rows(spark, live_table, config.table_path(settings.live_metrics_table),
+                                       settings.live_metrics_table))
+        live_frame.unpersist()
+
+        plot = _plot(config.storage_root / settings.plots_dir / f"drift-{active.info.run_id}.png",
+                     {b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
+                     settings, f"{model_uri} vs {reference_name}")
+        mlflow.log_artifact(str(plot), "monitor")
+        log_tables([reference_version, current_version, predictions_version], "input")
+        log_tables(outputs, "output")
+        for window in sorted(current):
+            step = int(window.split()[-1])
+            mlflow.log_metric("drifted_feature_share", share[window], step=step)
+            if window in auc:
+                mlflow.log_metric("live_auc", auc[window], step=step)
+        mlflow.set_tags({"lakeforge.monitor.trigger": "fired" if decision.fired else "quiet",
+                         "lakeforge.monitor.reasons": "; ".join(decision.reasons)})
+    exit_code = _retrain(spark, config, decision, sorted(window_features))
+    latest = max(current)
+    drifted = sorted(m.feature for k, w, m in drift if k == "feature" and w == latest and m.decisive and m.drifted)
+    window_rows = sum(c[feature_bins[0].name].rows for c in current.values()) if feature_bins else 0
+    return StepResult("monitor", rows_in=window_rows, rows_out=len(drift_rows) + len(live),
+                      details={"latest_window": latest, "drifted": ",".join(drifted) or "none",
+                               "live_auc": round(auc[latest], 4) if latest in auc else None,
+                               "trigger": "; ".join(decision.reasons) or "quiet", "exit_code": exit_code,
+                               "plot": str(plot)})
+
+
+def _retrain(spark: SparkSession, config: LakeforgeConfig, decision: TriggerDecision, months: list[int]) -> int:
+    """Exit code for the scheduler; with `trigger.retrain`, train on the training months plus the monitored ones."""
+    if not decision.fired:
+        return EXIT_OK
+    if not config.monitor.trigger.retrain:
+        return EXIT_RETRAIN_NEEDED
+    train_months = sorted(set(config.model.train_months) | set(months))
+    train.run(spark, config.model_copy(update={"model": config.model.model_copy(update={"train_months": train_months})}))
+    return EXIT_RETRAINED

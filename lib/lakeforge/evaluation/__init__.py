@@ -1,0 +1,1 @@
+"""Model evaluation against business objectives: costs and constraints, slices, champion/challenger gate."""

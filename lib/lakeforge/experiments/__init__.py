@@ -1,0 +1,1 @@
+"""Online experiments analysed in batch: A/B statistics and the analysis step."""

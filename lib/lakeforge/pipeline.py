@@ -1,15 +1,28 @@
-"""Run pipeline steps in order, printing progress per step and a summary table at the end."""
+"""Run pipeline steps in DAG order, in this process or one spark-submit per step.
+
+Progress is printed per step (name, elapsed, rows in/out) with a summary table at the end. Run
+state is recorded by run id (see `lakeforge.dag`), so a failed run resumes at the failed step.
+"""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from typing import TextIO
+from pathlib import Path
+from typing import Protocol, TextIO
 
+from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from lakeforge import features, ingest, score, train
-from lakeforge.config import LakeforgeConfig
+from lakeforge.evaluation import step as evaluate_step
+from lakeforge.drift import monitor
+from lakeforge.config import LakeforgeConfig, StepSettings
+from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, step_order
+from lakeforge.errors import StepError
 from lakeforge.results import StepResult
 from lakeforge.spark import get_spark
 
@@ -17,29 +30,121 @@ STEPS: dict[str, Callable[..., StepResult]] = {
     "ingest": ingest.run,
     "features": features.run,
     "train": train.run,
+    "evaluate": evaluate_step.run,
     "score": score.run,
+    "monitor": monitor.run,
 }
+JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 
 
 def session_for(config: LakeforgeConfig) -> SparkSession:
     return get_spark(config.spark, config.storage_root / "warehouse")
 
 
+class StepExecutor(Protocol):
+    def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult: ...
+
+
+class InProcess:
+    """Runs steps in this process on one SparkSession, with each step's Spark conf set around it."""
+
+    def __init__(self, config: LakeforgeConfig, spark: SparkSession | None = None, batch_id: str | None = None):
+        self.config, self.spark, self.batch_id = config, spark, batch_id
+
+    def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
+        spark = self.spark = self.spark or session_for(self.config)
+        previous = {key: spark.conf.get(key, None) for key in settings.spark_conf}
+        try:
+            for key, value in settings.spark_conf.items():
+                spark.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
+        except PySparkException as exc:
+            raise StepError(f"pipeline.steps.{step}.spark_conf: cannot be set in a running session "
+                            f"({exc}); run with --submit to pass it to spark-submit") from None
+        try:
+            if step == "ingest":
+                return STEPS[step](spark, self.config, self.batch_id)
+            return STEPS[step](spark, self.config)
+        finally:
+            for key, value in previous.items():
+                spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+class SparkSubmit:
+    """Runs each step as ``spark-submit jobs/<step>.py`` (client mode) against `master`."""
+
+    def __init__(self, config: LakeforgeConfig, conf_path: str, overrides: list[str], master: str,
+                 batch_id: str | None = None, out: TextIO = sys.stdout):
+        self.config, self.conf_path, self.overrides = config, conf_path, overrides
+        self.master, self.batch_id, self.out = master, batch_id, out
+
+    def command(self, step: str, settings: StepSettings, run_id: str) -> list[str]:
+        job = JOBS_DIR / f"{step}.py"
+        if not job.exists():
+            raise StepError(f"no spark-submit entry point {job} for step '{step}'")
+        spark_conf = {"spark.pyspark.python": sys.executable, **self.config.spark.conf, **settings.spark_conf}
+        command = [str(Path(sys.executable).parent / "spark-submit"), "--master", self.master]
+        if self.config.spark.jars_dir is None:
+            command += ["--packages", self.config.spark.delta_package]
+        else:
+            command += ["--jars", ",".join(str(j) for j in sorted(Path(self.config.spark.jars_dir).glob("*.jar")))]
+        for key, value in spark_conf.items():
+            command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+        command += [str(job), "--conf", self.conf_path, "--run-id", run_id]
+        for override in self.overrides:
+            command += ["--set", override]
+        if self.batch_id and step == "ingest":
+            command += ["--batch-id", self.batch_id]
+        return command
+
+    def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
+        with tempfile.NamedTemporaryFile("w+", prefix=f"lakeforge-{step}-", suffix=".log", delete=False) as log:
+            child = subprocess.Popen(self.command(step, settings, run_id), stdout=subprocess.PIPE, stderr=log,
+                                     text=True, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+            for line in child.stdout:
+                if line.startswith("[lakeforge]") or line.startswith("lakeforge:"):
+                    print(f"    {line.rstrip()}", file=self.out, flush=True)
+            child.wait()
+        if child.returncode != 0:
+            tail = Path(log.name).read_text().splitlines()[-15:]
+            raise StepError(f"spark-submit of step '{step}' exited with {child.returncode}; log {log.name}:\n"
+                            + "\n".join(tail))
+        state = RunState.load(self.config.storage_root, run_id)
+        if not state.succeeded(step):
+            raise StepError(f"spark-submit of step '{step}' exited 0 but recorded no success in {state.path}")
+        record = state.steps[step]
+        return StepResult(step, record.rows_in, record.rows_out, dict(record.details))
+
+
 def run_steps(
-    steps: list[str], config: LakeforgeConfig, spark: SparkSession | None = None,
-    batch_id: str | None = None, out: TextIO = sys.stdout,
+    steps: list[str] | None, config: LakeforgeConfig, spark: SparkSession | None = None,
+    batch_id: str | None = None, out: TextIO = sys.stdout, run_id: str | None = None,
+    executor: StepExecutor | None = None,
 ) -> list[StepResult]:
-    """Run `steps` in order with one SparkSession; stop at the first failure."""
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        raise ValueError(f"unknown step(s) {unknown}; choose from {list(STEPS)}")
-    spark = spark or session_for(config)
+    """Run `steps` (None: the whole DAG) in DAG order under `run_id`, skipping steps it already finished."""
+    declared = declared_steps(config, list(STEPS))
+    chosen = select_steps(step_order(declared, list(STEPS)), steps)
+    run_id = run_id or new_run_id()
+    state = RunState.load(config.storage_root, run_id)
+    executor = executor or InProcess(config, spark, batch_id)
+    print(f"[lakeforge] run {run_id}: {' -> '.join(chosen)}", file=out, flush=True)
     results = []
-    for position, step in enumerate(steps, start=1):
-        print(f"[lakeforge] step {position}/{len(steps)} {step} ...", file=out, flush=True)
+    for position, step in enumerate(chosen, start=1):
+        if state.succeeded(step):
+            record = state.steps[step]
+            print(f"[lakeforge] step {position}/{len(chosen)} {step}: already done in run {run_id}, skipped",
+                  file=out, flush=True)
+            results.append(StepResult(step, record.rows_in, record.rows_out, {"skipped": True}))
+            continue
+        print(f"[lakeforge] step {position}/{len(chosen)} {step} ...", file=out, flush=True)
         started = time.perf_counter()
-        result = STEPS[step](spark, config, batch_id) if step == "ingest" else STEPS[step](spark, config)
+        try:
+            result = executor.run(step, declared[step], run_id)
+        except Exception as exc:
+            state.record(step, "failed", seconds=time.perf_counter() - started, error=str(exc))
+            print(f"[lakeforge] {step} FAILED; resume with: lakeforge run all --run-id {run_id}", file=out, flush=True)
+            raise
         result.seconds = time.perf_counter() - started
+        state.record(step, "succeeded", result)
         details = ", ".join(f"{k}: {v}" for k, v in result.details.items())
         print(f"[lakeforge] {step} done in {result.seconds:.1f}s: rows in {result.rows_in}, "
               f"rows out {result.rows_out}; {details}", file=out, flush=True)
@@ -50,7 +155,8 @@ def run_steps(
 
 def summary_table(results: list[StepResult]) -> str:
     rows = [("step", "seconds", "rows in", "rows out")]
-    rows += [(r.step, f"{r.seconds:.1f}", str(r.rows_in), str(r.rows_out)) for r in results]
+    rows += [(r.step, "skipped" if r.details.get("skipped") else f"{r.seconds:.1f}", str(r.rows_in), str(r.rows_out))
+             for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]

@@ -1,0 +1,101 @@
+"""The pipeline as a DAG: step order from declared dependencies, and resumable run state.
+
+A run is identified by a run id. Each finished step is recorded in
+``<storage_root>/runs/<run_id>.json``; running the same run id again skips the steps that
+succeeded, so a failed run resumes at the failed step and a finished run changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lakeforge.config import LakeforgeConfig, StepSettings
+from lakeforge.errors import ConfigError
+from lakeforge.results import StepResult
+
+
+def declared_steps(config: LakeforgeConfig, registered: list[str]) -> dict[str, StepSettings]:
+    """The configured steps, or by default every registered step chained in registry order."""
+    if config.pipeline.steps is not None:
+        return dict(config.pipeline.steps)
+    return {name: StepSettings(depends_on=registered[i - 1:i]) for i, name in enumerate(registered)}
+
+
+def step_order(steps: dict[str, StepSettings], registered: list[str]) -> list[str]:
+    """Topological order of `steps`, ties kept in declaration order; errors name the bad step."""
+    for name, spec in steps.items():
+        if name not in registered:
+            raise ConfigError(f"pipeline.steps.{name}: unknown step; known steps: {', '.join(registered)}")
+        for dependency in spec.depends_on:
+            if dependency not in steps:
+                raise ConfigError(f"pipeline.steps.{name}.depends_on: '{dependency}' is not a declared step")
+    order: list[str] = []
+    while len(order) < len(steps):
+        ready = [n for n, s in steps.items() if n not in order and all(d in order for d in s.depends_on)]
+        if not ready:
+            stuck = sorted(set(steps) - set(order))
+            raise ConfigError(f"pipeline.steps: dependency cycle among {', '.join(stuck)}")
+        order.append(ready[0])
+    return order
+
+
+def select_steps(order: list[str], wanted: list[str] | None) -> list[str]:
+    """`wanted` steps in DAG order (all of them when None)."""
+    if wanted is None:
+        return order
+    unknown = [s for s in wanted if s not in order]
+    if unknown:
+        raise ConfigError(f"step(s) {', '.join(unknown)} are not in the pipeline ({', '.join(order)})")
+    return [s for s in order if s in wanted]
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class StepRecord:
+    status: str
+    seconds: float
+    rows_in: int = 0
+    rows_out: int = 0
+    details: dict[str, object] = field(default_factory=dict)
+    finished_at: str = ""
+
+
+@dataclass
+class RunState:
+    """Which steps of a run succeeded or failed, persisted as JSON after every step."""
+
+    run_id: str
+    path: Path
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, storage_root: Path, run_id: str) -> "RunState":
+        path = storage_root / "runs" / f"{run_id}.json"
+        if not path.exists():
+            return cls(run_id, path)
+        recorded = json.loads(path.read_text())["steps"]
+        return cls(run_id, path, {name: StepRecord(**record) for name, record in recorded.items()})
+
+    def succeeded(self, step: str) -> bool:
+        return step in self.steps and self.steps[step].status == "succeeded"
+
+    def record(self, step: str, status: str, result: StepResult | None = None, seconds: float = 0.0,
+               error: str = "") -> None:
+        details = dict(result.details) if result else {"error": error}
+        self.steps[step] = StepRecord(
+            status=status, seconds=round(result.seconds if result else seconds, 3),
+            rows_in=result.rows_in if result else 0, rows_out=result.rows_out if result else 0,
+            details={k: str(v) for k, v in details.items()},
+            finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"run_id": self.run_id, "steps": {name: asdict(r) for name, r in self.steps.items()}}
+        partial = self.path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(payload, indent=2))
+        partial.replace(self.path)

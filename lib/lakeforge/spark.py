@@ -42,6 +42,11 @@ def _launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def conf_value(value: str | int | float | bool) -> str:
+    """A YAML value as Spark conf text (booleans as ``true``/``false``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def build_conf(settings: SparkSettings, warehouse_dir: Path) -> dict[str, str]:
     """The Spark conf lakeforge sets, lowest to highest precedence: defaults, then YAML."""
     conf = dict(DEFAULT_CONF)
@@ -57,8 +62,7 @@ def build_conf(settings: SparkSettings, warehouse_dir: Path) -> dict[str, str]:
             conf["spark.jars.packages"] = settings.delta_package
     elif settings.master:
         conf["spark.master"] = settings.master
-    conf.update({key: str(value).lower() if isinstance(value, bool) else str(value)
-                 for key, value in settings.conf.items()})
+    conf.update({key: conf_value(value) for key, value in settings.conf.items()})
     return conf
 
 

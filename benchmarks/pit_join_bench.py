@@ -3,7 +3,8 @@
 A spine of N rows (id, key, time) and two feature tables of N/10 rows each (key, time, value), all
 stored as Delta, are joined "as of" the spine time within a TTL in three ways:
 
-- lakeforge: `features.retrieval.point_in_time_join` (equi-join on key + time bucket, then max);
+- lakeforge: `features.retrieval.point_in_time_join` (both tables and the spine stacked, one shuffle
+  by key + time bucket, a running max per table);
 - window: union spine and feature rows, `last(..., ignorenulls)` over a window partitioned by key
   and ordered by time, then the TTL check;
 - naive: range join (same key, feature time in [spine time - TTL, spine time]) + row_number.
@@ -56,8 +57,7 @@ def declaration(name: str) -> FeatureTableSettings:
 
 
 def lakeforge_join(spine: DataFrame, tables: dict[str, DataFrame]) -> DataFrame:
-    joined = point_in_time_join(spine, {n: (declaration(n), rows) for n, rows in tables.items()},
-                                spine_id="id", spine_time="t")
+    joined = point_in_time_join(spine, {n: (declaration(n), rows) for n, rows in tables.items()}, spine_time="t")
     return joined.select("id", *[f"{n}_value" for n in tables])
 
 

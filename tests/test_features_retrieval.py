@@ -47,7 +47,7 @@ def feature_rows(spark):
 
 
 def test_joins_each_table_as_of_the_spine_time_with_its_ttl(spark):
-    got = point_in_time_join(spine(spark), feature_rows(spark), spine_id="id", spine_time="t").select(
+    got = point_in_time_join(spine(spark), feature_rows(spark), spine_time="t").select(
         "id", "label", "temp", "weather_found", "weather_event_time", "rate", "rates_found", "seats", "planes_found")
     expected = spark.createDataFrame(
         [("f1", 1, 2.0, True, ts(2, 10), 0.1, True, 150.0, True),
@@ -60,7 +60,7 @@ def test_joins_each_table_as_of_the_spine_time_with_its_ttl(spark):
 
 
 def test_no_feature_row_from_after_the_spine_time_is_ever_used(spark):
-    joined = point_in_time_join(spine(spark), feature_rows(spark), spine_id="id", spine_time="t")
+    joined = point_in_time_join(spine(spark), feature_rows(spark), spine_time="t")
     assert joined.where("temp = 999 OR rate = 999").count() == 0
     assert joined.where("weather_event_time > t OR rates_event_time > t").count() == 0
     assert joined.count() == 4
@@ -91,7 +91,7 @@ def test_retrieval_from_a_pinned_version_ignores_rows_written_later(spark, tmp_p
 
     def rates_at(version):
         rows, _ = read_pinned(spark, "rates", path, version)
-        joined = point_in_time_join(spine(spark).where("id = 'f3'"), {"rates": (RATES, rows)}, spine_id="id", spine_time="t")
+        joined = point_in_time_join(spine(spark).where("id = 'f3'"), {"rates": (RATES, rows)}, spine_time="t")
         return joined.select("rate").head()[0]
 
     assert (rates_at(0), rates_at(1)) == (0.3, 0.9)

@@ -96,7 +96,7 @@ def build_flight_features(
     `tables` maps each of `FEATURE_TABLES` to its declaration and (pinned) rows.
     """
     spine = labelled.withColumn("sched_departure", F.col("time_hour"))
-    joined = point_in_time_join(spine, tables, spine_id="flight_id", spine_time="sched_departure")
+    joined = point_in_time_join(spine, tables, spine_time="sched_departure")
     features = [c for settings, _ in tables.values() for c in settings.features]
     return joined.select(
         "flight_id",

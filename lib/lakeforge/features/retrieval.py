@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakeforge.asof import asof_matches
+from lakeforge.asof import AsOfSide, asof_join
 from lakeforge.config import FeatureTableSettings
 from lakeforge.errors import StepError
 
@@ -47,46 +47,49 @@ def spine_time_bounds(spine: DataFrame, spine_time: str) -> tuple[int, int] | No
     return None if earliest is None else (earliest, latest)
 
 
-def _matches(spine: DataFrame, name: str, settings: FeatureTableSettings, rows: DataFrame,
-             spine_id: str, spine_time: str) -> tuple[DataFrame, list[str]]:
-    """The table's features (plus event time) per spine row that has a match, and the join columns."""
-    missing = [k for k in settings.keys if k not in spine.columns]
-    if missing:
-        raise StepError(f"point-in-time join: spine lacks key column(s) {missing} of feature table '{name}'")
-    features = [F.col(c) for c in settings.features]
-    if settings.event_time is None:
-        return rows.select(*settings.keys, *features, F.lit(True).alias(found_flag(name))), settings.keys
-    known = [F.col(settings.known_time).alias("_known_time")] if settings.known_time else []
-    candidates = rows.select(*settings.keys, F.col(settings.event_time).alias(event_time_column(name)),
-                             *known, *features)
-    matches = asof_matches(
-        spine, candidates, left_id=spine_id, keys=settings.keys, left_time=spine_time,
-        right_time=event_time_column(name), max_age_seconds=settings.ttl_hours * 3600,
-        right_known_time="_known_time" if known else None,
-    )
-    return matches.drop("_known_time").withColumn(found_flag(name), F.lit(True)), [spine_id]
-
-
 def point_in_time_join(
     spine: DataFrame,
     tables: dict[str, tuple[FeatureTableSettings, DataFrame]],
     *,
-    spine_id: str,
     spine_time: str,
 ) -> DataFrame:
     """Left-join each feature table's features onto `spine` as of `spine_time` (see module docstring).
 
-    `spine_id` must identify a spine row; `tables` maps a table name to its declaration and rows.
-    Every table is matched against the spine itself, then all matches are joined onto it by
-    `spine_id` (one shuffle of the spine), static tables last.
+    `tables` maps a table name to its declaration and rows. Tables with the same keys are joined in
+    one pass (`asof.asof_join`: one shuffle of the spine per key set), static tables last.
     """
+    for name, (settings, _) in tables.items():
+        missing = [k for k in settings.keys if k not in spine.columns]
+        if missing:
+            raise StepError(f"point-in-time join: spine lacks key column(s) {missing} of feature table '{name}'")
     bounds = spine_time_bounds(spine, spine_time)
+    by_keys: dict[tuple[str, ...], list[AsOfSide]] = {}
+    static = []
+    for name, (settings, rows) in sorted(tables.items()):
+        if settings.event_time is None:
+            static.append((name, settings, rows))
+        else:
+            by_keys.setdefault(tuple(settings.keys), []).append(_as_of_side(name, settings, within_time_bounds(rows, settings, bounds)))
     joined = spine
-    for name, (settings, rows) in sorted(tables.items(), key=lambda item: item[1][0].event_time is None):
-        matches, on = _matches(spine, name, settings, within_time_bounds(rows, settings, bounds), spine_id, spine_time)
-        clash = sorted((set(matches.columns) - set(on)) & set(joined.columns))
+    try:
+        for keys, sides in by_keys.items():
+            joined = asof_join(joined, sides, keys=keys, left_time=spine_time)
+    except ValueError as error:
+        raise StepError(f"point-in-time join: {error}") from error
+    for name, settings, rows in static:
+        features = rows.select(*settings.keys, *settings.features, F.lit(True).alias(found_flag(name)))
+        clash = sorted((set(features.columns) - set(settings.keys)) & set(joined.columns))
         if clash:
             raise StepError(f"point-in-time join: feature table '{name}' columns {clash} already exist")
-        joined = (joined.join(matches, on=on, how="left")
+        joined = (joined.join(features, on=settings.keys, how="left")
                   .withColumn(found_flag(name), F.coalesce(found_flag(name), F.lit(False))))
     return joined
+
+
+def _as_of_side(name: str, settings: FeatureTableSettings, rows: DataFrame) -> AsOfSide:
+    """A feature table with an event time as one side of an as-of join: event time renamed, known time kept."""
+    known = [F.col(settings.known_time).alias(f"_{name}_known_time")] if settings.known_time else []
+    candidates = rows.select(*settings.keys, F.col(settings.event_time).alias(event_time_column(name)), *known,
+                             *settings.features)
+    return AsOfSide(candidates, time=event_time_column(name), max_age_seconds=settings.ttl_hours * 3600,
+                    known_time=f"_{name}_known_time" if known else None, matched_flag=found_flag(name))

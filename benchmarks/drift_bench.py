@@ -35,7 +35,11 @@ CATEGORICAL = ["c0", "c1", "c2", "c3"]
 
 
 def make_side(spark: SparkSession, rows: int, current: bool, seed: int) -> DataFrame:
-    """Numerics: normal, exponential and uniform columns; the first four move in the current data."""
+    """Numerics: normal, exponential and uniform columns; the first four move in the current data.
+
+    Random streams are seeded with `seed` + 0..201: give the two sides seeds 1000 apart so no column
+    of one side reuses a stream of the other.
+    """
     shift = 0.3 if current else 0.0
     numerics = []
     for i, name in enumerate(NUMERIC):
@@ -110,7 +114,7 @@ def main() -> None:
     paths = {}
     for side, is_current in (("reference", False), ("current", True)):
         paths[side] = str(work / side)
-        make_side(spark, args.rows, is_current, 1 if is_current else 0).write.parquet(paths[side])
+        make_side(spark, args.rows, is_current, 1000 if is_current else 0).write.parquet(paths[side])
         paths[f"{side}_sample"] = str(work / f"{side}_sample")
         spark.read.parquet(paths[side]).limit(args.sample).coalesce(1).write.parquet(paths[f"{side}_sample"])
     full = {s: spark.read.parquet(paths[s]) for s in ("reference", "current")}

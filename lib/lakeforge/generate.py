@@ -68,7 +68,8 @@ def weather(spark: SparkSession, seed: int, drift: DriftSchedule) -> DataFrame:
         F.round(40 + 50 * _uniform(seed, "origin", "time_hour", salt=4), 2).alias("humid"),
         (F.floor(_uniform(seed, "origin", "time_hour", salt=5) * 36) * 10).alias("wind_dir"),
         F.round(20 * _uniform(seed, "origin", "time_hour", salt=6), 2).alias("wind_speed"),
-        F.lit(None).cast("double").alias("wind_gust"),
+        F.when(_uniform(seed, "origin", "time_hour", salt=12) < 0.25,  # gusts reported about a quarter of hours
+               F.round(20 + 15 * _uniform(seed, "origin", "time_hour", salt=13), 2)).alias("wind_gust"),
         F.when(_uniform(seed, "origin", "time_hour", salt=7) < 0.1,
                F.round(0.3 * _uniform(seed, "origin", "time_hour", salt=8), 2)).otherwise(0.0).alias("precip"),
         F.round(1017 + 7 * _normal(seed, "origin", "time_hour", salt=9), 1).alias("pressure"),

@@ -116,12 +116,14 @@ def _typed_with_reasons(raw: DataFrame, source: SourceSettings) -> DataFrame:
         reasons.append(
             F.when(~missing & cast.isNull(), F.concat(F.lit(f"{name}: cannot parse '"), value, F.lit(f"' as {type_name}")))
         )
-    raw_json = F.to_json(F.struct(*[F.col(c) for c in source.columns], F.col(CORRUPT))).alias("_raw")
-    parsed = raw.select(*typed, F.array(*reasons).alias(REASONS), "_source_file", raw_json)
+    raw_values = F.struct(*[F.col(c) for c in source.columns], F.col(CORRUPT)).alias("_raw")
+    parsed = raw.select(*typed, F.array(*reasons).alias(REASONS), "_source_file", raw_values)
     rule_reasons = reason_columns(source.quality)
     if rule_reasons:
         parsed = parsed.withColumn(REASONS, F.concat(REASONS, F.array(*rule_reasons)))
-    return parsed.withColumn(REASONS, F.array_compact(REASONS))
+    parsed = parsed.withColumn(REASONS, F.array_compact(REASONS))
+    # The raw text is kept (as JSON) for quarantined rows only, so good rows carry no copy of it.
+    return parsed.withColumn("_raw", F.when(F.size(REASONS) > 0, F.to_json("_raw")))
 
 
 def check_source(

@@ -1,1 +1,1 @@
-"""Benchmark scripts (run one with `python benchmarks/<name>.py --rows N`)."""
+"""Benchmark scripts: `python benchmarks/<name>.py --rows N`, and `python -m benchmarks run --scale 1m,10m`."""

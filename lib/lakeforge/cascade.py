@@ -22,7 +22,7 @@ from lakeforge.results import StepResult
 from lakeforge.score import merge_predictions
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
-from lakeforge.train import build_model, feature_columns, model_input, to_training_frame
+from lakeforge.train import build_model, capped_rows, feature_columns, model_input, to_training_frame
 
 LONG_DELAY = "long_delay"
 OUTPUT_SCHEMA = "delay_score double, long_delay_score double, outcome int"
@@ -82,14 +82,17 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         flights, flights_version = read_pinned(spark, bronze_table("flights"), config.table_path(bronze_table("flights")))
         labels = long_delay_labels(flights, config.target, cascade.long_delay_minutes)
         training = features.where(F.col("month").isin(settings.train_months)).join(labels, "flight_id")
-        frame = to_training_frame(model_input(training, settings, key, label, LONG_DELAY), key)
+        rows = model_input(training, settings, key, label, LONG_DELAY)
+        capped, sample_rate = capped_rows(rows, key, rows.count(), settings.max_train_rows, config.seed)
+        frame = to_training_frame(capped, key)
         if frame.empty:
             raise StepError(f"cascade: no rows for months {settings.train_months} in {version.path} v{version.version}")
         model = fit_cascade(frame, settings, label, config.seed, cascade.threshold_a, cascade.threshold_b)
         log_tables([version, flights_version], "input")
         mlflow.log_params({"stage_a": label, "stage_b": f"{LONG_DELAY} > {cascade.long_delay_minutes} min",
                            "threshold_a": cascade.threshold_a, "threshold_b": cascade.threshold_b,
-                           "rows_stage_a": len(frame), "rows_stage_b": int(frame[label].sum())})
+                           "rows_stage_a": len(frame), "rows_stage_b": int(frame[label].sum()),
+                           "train_sample_rate": sample_rate})
         sample = frame[model.columns].head(50)
         info = mlflow.pyfunc.log_model(name="cascade", python_model=model, registered_model_name=cascade.registered_name,
                                        signature=infer_signature(sample, model.predict(None, sample)))

@@ -163,6 +163,42 @@ class SplitSettings(_Section):
     validation_fraction: float = Field(0.2, gt=0, lt=1)
 
 
+ParamValue = int | float | str | None
+
+
+class SearchSettings(_Section):
+    """Hyperparameter search of the sklearn trainer: grid combinations fitted in parallel on the executors.
+
+    Every combination of `grid` (on top of `model.params`) is a trial; with `max_trials`, that many
+    combinations drawn with the seed. The best validation `metric` wins (ties: the first trial).
+    """
+
+    grid: dict[str, list[ParamValue]] = Field(min_length=1, description="classifier parameter -> values to try")
+    metric: Literal["auc", "log_loss"] = "auc"
+    max_trials: int | None = Field(None, ge=1)
+
+    @field_validator("grid")
+    @classmethod
+    def _known_parameters(cls, grid: dict[str, list[ParamValue]]) -> dict[str, list[ParamValue]]:
+        from sklearn.ensemble import HistGradientBoostingClassifier  # the sklearn trainer's classifier
+
+        settable = set(HistGradientBoostingClassifier().get_params()) - {"categorical_features", "random_state"}
+        unknown = sorted(set(grid) - settable)
+        if unknown:
+            raise ValueError(f"{unknown} are not HistGradientBoostingClassifier parameters")
+        empty = sorted(name for name, values in grid.items() if not values)
+        if empty:
+            raise ValueError(f"{empty} need at least one value")
+        return grid
+
+
+class SparkMlSettings(_Section):
+    """The `spark_ml` trainer's classifier and its pyspark.ml parameters (e.g. maxIter, maxDepth, regParam)."""
+
+    classifier: Literal["gbt", "logistic_regression"] = "gbt"
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+
+
 class ModelSettings(_Section):
     registered_name: str = "lakeforge-flights"
     alias: str = "champion"
@@ -171,7 +207,11 @@ class ModelSettings(_Section):
     categorical_features: list[str] = Field(default_factory=list)
     text_features: list[str] = Field(default_factory=list)
     preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
-    params: dict[str, int | float | str | None] = Field(default_factory=dict)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    trainer: Literal["sklearn", "spark_ml"] = Field("sklearn", description="sklearn: collected; spark_ml: distributed")
+    search: SearchSettings | None = Field(None, description="hyperparameter search (sklearn trainer); None: off")
+    max_train_rows: int = Field(2_000_000, ge=1, description="sklearn trainer: above this, a seeded hash sample")
+    spark_ml: SparkMlSettings = Field(default_factory=SparkMlSettings)
 
     _months = field_validator("train_months")(_check_months)
 
@@ -180,6 +220,12 @@ class ModelSettings(_Section):
         unknown = sorted(set(self.preprocessing.bucketize) - set(self.numeric_features))
         if unknown:
             raise ValueError(f"preprocessing.bucketize: {unknown} are not numeric_features")
+        return self
+
+    @model_validator(mode="after")
+    def _search_with_sklearn(self) -> "ModelSettings":
+        if self.search is not None and self.trainer != "sklearn":
+            raise ValueError(f"search: hyperparameter search needs trainer 'sklearn', not {self.trainer!r}")
         return self
 
 

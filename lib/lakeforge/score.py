@@ -1,36 +1,23 @@
 """Distributed batch scoring with the registered model, merged idempotently into a Delta table."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import mlflow
-import pandas as pd
 from delta.tables import DeltaTable
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeforge.config import LakeforgeConfig, ModelSettings
+from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
+from lakeforge.models import load_registered, predict_scores
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
-from lakeforge.train import DECISION_THRESHOLD_TAG, feature_columns, model_input
+from lakeforge.train import DECISION_THRESHOLD_TAG
+
+__all__ = ["merge_predictions", "predict_scores", "run"]  # predict_scores (sklearn) lives in lakeforge.models
 
 PREDICTION_KEYS = ["model_name", "model_version"]
-
-
-def predict_scores(df: DataFrame, model: object, key: str, settings: ModelSettings) -> DataFrame:
-    """Positive-class probability per row, computed on the executors in Arrow batches."""
-    broadcast = df.sparkSession.sparkContext.broadcast(model)
-    columns = feature_columns(settings)
-
-    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = broadcast.value
-        for batch in batches:
-            yield pd.DataFrame({key: batch[key], "score": fitted.predict_proba(batch[columns])[:, 1]})
-
-    return model_input(df, settings, key).mapInPandas(predict, f"{key} string, score double")
 
 
 def merge_predictions(predictions: DataFrame, path: str, key: str) -> None:
@@ -66,12 +53,12 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             raise StepError(f"score: no model '{settings.registered_name}' with alias '{settings.alias}'; "
                             f"run the train step first ({exc.message})") from None
         threshold = float(registered.tags.get(DECISION_THRESHOLD_TAG, 0.5))
-        model = mlflow.sklearn.load_model(f"models:/{settings.registered_name}/{registered.version}")
+        model = load_registered(registered, settings)
         features, version = read_pinned(spark, config.features.table, config.table_path(config.features.table))
         batch = features.where(F.col("month").isin(config.score.months))
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
         predictions = (
-            predict_scores(batch, model, key, settings)
+            model.scores(batch, key)
             .withColumn("prediction", (F.col("score") >= threshold).cast("int"))
             .withColumn("decision_threshold", F.lit(threshold))
             .withColumn("model_name", F.lit(settings.registered_name))

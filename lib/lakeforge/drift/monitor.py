@@ -27,8 +27,8 @@ from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
 from lakeforge.drift.statistics import shares
 from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
 from lakeforge.errors import StepError
+from lakeforge.models import load_model
 from lakeforge.results import StepResult
-from lakeforge.score import predict_scores
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run, table_versions_of_run
 
@@ -133,7 +133,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                   .join(features.select(key, MONTH, label), key).where(F.col(MONTH).isin(months)))
 
         feature_bins = _fit(reference, numeric, categorical, settings)
-        reference_scores = predict_scores(reference, mlflow.sklearn.load_model(model_uri), key, config.model)
+        reference_scores = load_model(model_uri, config.model).scores(reference, key)
         score_bins = _fit(reference_scores, [SCORE], [], settings)
         reference_counts = bucket_counts(reference, feature_bins).get(None, {}) | bucket_counts(reference_scores, score_bins).get(None, {})
         if not reference_counts:

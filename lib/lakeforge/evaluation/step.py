@@ -15,8 +15,8 @@ from lakeforge.evaluation.gate import GateDecision, ModelEvaluation, decide
 from lakeforge.evaluation.metrics import probability_metrics
 from lakeforge.evaluation.objectives import ThresholdChoice, choose_threshold, score_histogram, threshold_sweep
 from lakeforge.evaluation.slices import flagged_slices, slice_metrics
+from lakeforge.models import ScoringModel, load_registered
 from lakeforge.results import StepResult
-from lakeforge.score import predict_scores
 from lakeforge.split import hash_split
 from lakeforge.tables import TableVersion, read_pinned
 from lakeforge.tracking import TAG_PREFIX, log_tables, step_run
@@ -33,10 +33,10 @@ def evaluation_rows(spark: SparkSession, config: LakeforgeConfig) -> tuple[DataF
     return split.where("is_validation").drop("is_validation"), version
 
 
-def scored_rows(rows: DataFrame, model: object, config: LakeforgeConfig) -> DataFrame:
+def scored_rows(rows: DataFrame, model: ScoringModel, config: LakeforgeConfig) -> DataFrame:
     """`score` and `label` per evaluation row plus the slice columns, scored on the executors."""
     key = config.split.key
-    scores = predict_scores(rows, model, key, config.model)
+    scores = model.scores(rows, key)
     context = rows.select(F.col(key).cast("string").alias(key), F.col(config.target.name).cast("int").alias("label"),
                           *config.evaluation.slices.columns)
     return scores.join(context, key)
@@ -64,8 +64,7 @@ def _alias_version(client: mlflow.MlflowClient, name: str, alias: str) -> ModelV
 def _evaluate_version(version: ModelVersion, rows: DataFrame, config: LakeforgeConfig,
                       role: str) -> tuple[ModelEvaluation, dict[str, float]]:
     """Score and evaluate one registered version, logging its metrics and slices under `role`."""
-    model = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
-    scored = scored_rows(rows, model, config).persist()
+    scored = scored_rows(rows, load_registered(version, config.model), config).persist()
     try:
         metrics, choice, slices = evaluate_model(scored, config)
     finally:

@@ -19,8 +19,8 @@ from lakeforge.config import ExperimentSettings, LakeforgeConfig
 from lakeforge.errors import StepError
 from lakeforge.evaluation.objectives import decision_outcome_costs
 from lakeforge.experiments.stats import Comparison, sample_ratio_mismatch, two_proportion_ztest, welch_ttest
+from lakeforge.models import load_registered
 from lakeforge.results import StepResult
-from lakeforge.score import predict_scores
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 
@@ -47,11 +47,11 @@ def simulate_threshold_experiment(spark: SparkSession, config: LakeforgeConfig) 
     except mlflow.exceptions.MlflowException:
         raise StepError(f"ab_analysis: no '{settings.alias}' of '{settings.registered_name}' to simulate with; "
                         "run train and evaluate first") from None
-    model = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
+    model = load_registered(champion, settings)
     features, _ = read_pinned(spark, config.features.table, config.table_path(config.features.table))
     batch = features.where(F.col("month").isin(config.score.months))
     labels = batch.select(F.col(key).cast("string").alias(key), F.col(config.target.name).cast("int").alias("label"))
-    scored = predict_scores(batch, model, key, settings).join(labels, key)
+    scored = model.scores(batch, key).join(labels, key)
     thresholds = F.create_map(*[F.lit(x) for pair in experiment.simulated_thresholds.items() for x in pair])
     decided = (scored.withColumn(VARIANT, hashed_variant(F.col(key), experiment.expected_split, config.seed))
                .withColumn("threshold", thresholds[F.col(VARIANT)]))

@@ -14,15 +14,15 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge import train
 from lakeforge.config import LakeforgeConfig, parse_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.models import load_model
 from lakeforge.reproducibility.manifest import load_manifest
 from lakeforge.results import StepResult
 from lakeforge.tables import pinned_versions, read_pinned
@@ -91,26 +91,30 @@ def compare_environment(original: dict[str, Any], replay: dict[str, Any]) -> lis
     return notes
 
 
-def prediction_sample(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any], rows: int) -> pd.DataFrame:
+def prediction_sample(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any], rows: int) -> DataFrame:
     """A fixed sample of the pinned training rows: the `rows` with the smallest hash of the key."""
     pinned = next(t for t in manifest["inputs"] if t["name"] == config.features.table)
     features, _ = read_pinned(spark, pinned["name"], pinned["path"], pinned["version"])
     key = config.split.key
     in_months = features.where(F.col("month").isin(config.model.train_months))
-    return train.model_input(in_months, config.model, key).orderBy(F.xxhash64(key), key).limit(rows).toPandas()
+    return train.model_input(in_months, config.model, key).orderBy(F.xxhash64(key), key).limit(rows)
 
 
 def compare_predictions(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any],
                         original_run_id: str, replay_run_id: str, tolerance: float, rows: int) -> list[str]:
     """Positive-class probabilities of both runs' models on the same fixed sample of pinned rows."""
-    sample = prediction_sample(spark, config, manifest, rows)
-    columns = train.feature_columns(config.model)
-    scores = [mlflow.sklearn.load_model(f"runs:/{run_id}/model").predict_proba(sample[columns])[:, 1]
-              for run_id in (original_run_id, replay_run_id)]
-    gap = np.abs(scores[0] - scores[1])
+    key = config.split.key
+    sample = prediction_sample(spark, config, manifest, rows).cache()
+    try:
+        original, replayed = (load_model(f"runs:/{run_id}/model", config.model).scores(sample, key)
+                              for run_id in (original_run_id, replay_run_id))
+        both = original.join(replayed.withColumnRenamed("score", "replay_score"), key).toPandas()
+    finally:
+        sample.unpersist()
+    gap = np.abs(both["score"].to_numpy() - both["replay_score"].to_numpy())
     differing = int(np.sum(gap > tolerance))
     if differing:
-        return [f"predictions differ on {differing} of {len(sample)} sampled rows (max |difference| {gap.max():.3g})"]
+        return [f"predictions differ on {differing} of {len(both)} sampled rows (max |difference| {gap.max():.3g})"]
     return []
 
 

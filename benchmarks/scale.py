@@ -8,7 +8,7 @@ scale's files and in the same run, two overhead ratios:
 
 - ingest: our ingest step (typing, all quality rules, quarantine, metrics) vs a plain
   ``spark.read.csv(...).write.format("delta")`` of the same files with the same column types;
-- scoring: our scoring path (`score.predict_scores`) vs raw ``mapInPandas`` with the pickled
+- scoring: our scoring path (`models.load_model(...).scores`, as the score step) vs raw ``mapInPandas`` with the pickled
   scikit-learn model, both on the scored months and both ending in a ``noop`` write.
 
 Growth ratio = seconds at a scale / seconds at the previous scale, next to the rows ratio
@@ -39,7 +39,7 @@ from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.dag import declared_steps, new_run_id
 from lakeforge.generate import write_landing
 from lakeforge.pipeline import STEPS, InProcess, session_for
-from lakeforge.score import predict_scores
+from lakeforge.models import SklearnModel, load_model
 from lakeforge.tables import read_pinned
 from lakeforge.train import feature_columns, model_input
 
@@ -155,14 +155,16 @@ def scoring_overhead(spark: SparkSession, config: LakeforgeConfig) -> dict:
     """Our scoring path vs raw mapInPandas on the scored months, each timed twice (best kept)."""
     settings, key = config.model, config.split.key
     mlflow.set_tracking_uri(config.tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{settings.registered_name}@{settings.alias}")
+    scoring = load_model(f"models:/{settings.registered_name}@{settings.alias}", settings)
+    if not isinstance(scoring, SklearnModel):
+        raise SystemExit("the scoring overhead compares against raw mapInPandas: it needs model.trainer: sklearn")
     features, _ = read_pinned(spark, config.features.table, config.table_path(config.features.table))
     batch = features.where(F.col("month").isin(config.score.months))
     typed = model_input(batch, settings, key).cache()  # the baseline gets its input ready-made
     rows = typed.count()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
-    ours = lambda: predict_scores(batch, model, key, settings).write.format("noop").mode("overwrite").save()
-    raw = lambda: raw_map_in_pandas(typed, model, key, feature_columns(settings)).write.format("noop").mode("overwrite").save()
+    ours = lambda: scoring.scores(batch, key).write.format("noop").mode("overwrite").save()
+    raw = lambda: raw_map_in_pandas(typed, scoring.model, key, feature_columns(settings)).write.format("noop").mode("overwrite").save()
     ours_seconds = min(_timed(ours) for _ in range(2))
     raw_seconds = min(_timed(raw) for _ in range(2))
     typed.unpersist()

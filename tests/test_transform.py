@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 
 from lakeforge.config import ModelSettings
-from lakeforge.score import predict_scores
+from lakeforge.models import predict_scores
 from lakeforge.tracking import configure_mlflow
 from lakeforge.train import build_model, feature_columns, model_input, to_training_frame
 

@@ -9,13 +9,11 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
-from lakeforge.models import load_registered, predict_scores
+from lakeforge.models import load_registered
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 from lakeforge.train import DECISION_THRESHOLD_TAG
-
-__all__ = ["merge_predictions", "predict_scores", "run"]  # predict_scores (sklearn) lives in lakeforge.models
 
 PREDICTION_KEYS = ["model_name", "model_version"]
 

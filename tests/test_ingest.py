@@ -5,7 +5,7 @@ from chispa import assert_df_equality
 
 from lakeforge.config import SourceSettings
 from lakeforge.errors import IngestError
-from lakeforge.ingest import check_source, commit_source
+from lakeforge.ingest import commit_source, stage_source
 from lakeforge.tables import latest_version
 
 SOURCE = SourceSettings(files="planes/*.csv", columns={"tailnum": "string", "year": "int", "seats": "int"},
@@ -21,8 +21,8 @@ def write(landing: Path, name: str, text: str) -> Path:
 
 
 def ingest(spark, landing: Path, tables: Path, source=SOURCE, batch_id="b1"):
-    checked = check_source(spark, "planes", source, landing, batch_id)
-    return commit_source(checked, list(source.columns), str(tables / "planes"), str(tables / "planes_quarantine"))
+    staged = stage_source(spark, "planes", source, landing, batch_id, str(tables / "planes"), str(tables / "planes_quarantine"))
+    return commit_source(staged)
 
 
 def test_good_file_is_typed_and_reconciled(spark, tmp_path):

@@ -1,16 +1,19 @@
 """Quality rules inside ingest: quarantine by rule, one Spark job per source, fail commits nothing."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
 import pytest
 from chispa import assert_df_equality
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakeforge import ingest
 from lakeforge.config import SourceSettings
-from lakeforge.quality.runner import QualityError
+from lakeforge.quality.rules import RuleContext
+from lakeforge.quality.runner import QualityError, evaluate_scan
 from lakeforge.tables import latest_version
 from lakeforge.tracking import configure_mlflow
 
@@ -38,8 +41,9 @@ def write(landing: Path, name: str, text: str) -> Path:
 
 def test_rows_breaking_row_rules_are_quarantined_with_rule_names_and_reconciled(spark, tmp_path):
     path = write(tmp_path / "landing", "a.csv", BAD)
-    checked = ingest.check_source(spark, "planes", SOURCE, tmp_path / "landing", "b1")
-    report = ingest.commit_source(checked, list(SOURCE.columns), str(tmp_path / "planes"), str(tmp_path / "quarantine"))
+    staged = ingest.stage_source(spark, "planes", SOURCE, tmp_path / "landing", "b1", str(tmp_path / "planes"),
+                                 str(tmp_path / "quarantine"))
+    report = ingest.commit_source(staged)
     assert (report.rows_read, report.rows_written, report.rows_quarantined) == (4, 1, 3)
     quarantined = spark.read.format("delta").load(str(tmp_path / "quarantine")).select(
         F.get_json_object("_raw", "$.tailnum").alias("tailnum"), "_reasons", "_source_file", "_batch_id")
@@ -51,18 +55,36 @@ def test_rows_breaking_row_rules_are_quarantined_with_rule_names_and_reconciled(
     assert_df_equality(quarantined, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_parsing_and_all_column_rules_of_a_source_take_one_spark_job(spark, tmp_path):
-    write(tmp_path / "landing", "a.csv", BAD)
-    write(tmp_path / "landing", "b.csv", GOOD)
+def _jobs_to_stage(spark, tmp_path, group: str):
     context = spark.sparkContext
-    context.setJobGroup("quality-one-scan", "check_source")
+    context.setJobGroup(group, "stage_source")
     try:
-        checked = ingest.check_source(spark, "planes", SOURCE, tmp_path / "landing", "b1")
+        staged = ingest.stage_source(spark, "planes", SOURCE, tmp_path / "landing", "b1", str(tmp_path / "planes"),
+                                     str(tmp_path / "quarantine"))
     finally:
         context.setLocalProperty("spark.jobGroup.id", None)
-    checked.rows.unpersist()
-    assert len(context.statusTracker().getJobIdsForGroup("quality-one-scan")) == 1
-    assert (checked.rows_read, checked.rows_quarantined) == (7, 3)
+    staged.abort()
+    return len(context.statusTracker().getJobIdsForGroup(group)), staged
+
+
+def test_parsing_all_column_rules_and_writing_a_clean_source_take_one_spark_job(spark, tmp_path):
+    write(tmp_path / "landing", "b.csv", GOOD)
+    jobs, staged = _jobs_to_stage(spark, tmp_path, "quality-one-scan-clean")
+    assert jobs == 1
+    assert (staged.rows_read, staged.rows_quarantined, staged.good.rows) == (3, 0, 3)
+    ctx = RuleContext("planes", datetime(2014, 1, 1), staged.rows_read, staged.good.rows)
+    completeness = [r for r in evaluate_scan(SOURCE.quality, staged.scan, ctx) if r.metric == "completeness"]
+    assert [(r.rule, r.value) for r in completeness] == [("completeness(seats)", 2 / 3)]  # measured in that same job
+
+
+def test_quarantined_rows_take_one_more_job_and_aborted_stages_leave_no_table(spark, tmp_path):
+    write(tmp_path / "landing", "a.csv", BAD)
+    write(tmp_path / "landing", "b.csv", GOOD)
+    jobs, staged = _jobs_to_stage(spark, tmp_path, "quality-one-scan-bad")
+    assert jobs == 2
+    assert (staged.rows_read, staged.rows_quarantined, staged.good.rows, staged.quarantined.rows) == (7, 3, 4, 3)
+    assert not list((tmp_path / "planes").glob("*.parquet")) and not list((tmp_path / "quarantine").glob("*.parquet"))
+    assert not DeltaTable.isDeltaTable(spark, str(tmp_path / "planes"))
 
 
 PLANES = {"files": "planes/*.csv", "columns": {"tailnum": "string", "seats": "int"}, "max_rejected_fraction": 0.5,

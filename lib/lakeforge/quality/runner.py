@@ -5,10 +5,11 @@ in a single ``agg``, so a table is read once however many column rules it has.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.errors import IngestError
@@ -51,9 +52,8 @@ def scan_aggregates(rules: Sequence[QualityRule], good: Column) -> list[Column]:
     ]
 
 
-def evaluate_scan(rules: Sequence[QualityRule], scan: Row, ctx: RuleContext) -> list[MetricResult]:
+def evaluate_scan(rules: Sequence[QualityRule], values: Mapping[str, Any], ctx: RuleContext) -> list[MetricResult]:
     """Turn the one scan's aggregate values into metrics and verdicts."""
-    values = scan.asDict()
     results: list[MetricResult] = []
     for position, rule in enumerate(rules):
         if rule.scope != "shuffle":
@@ -72,7 +72,7 @@ def measure_table(df: DataFrame, rules: Sequence[QualityRule], ctx: RuleContext)
     with single_job(df.sparkSession):
         scan = df.agg(F.count(F.lit(1)).alias("_rows"), *scan_aggregates(rules, F.lit(True))).head()
     ctx = RuleContext(ctx.table, ctx.run_time, scan["_rows"], scan["_rows"], ctx.previous_rows, ctx.reference)
-    return evaluate_scan(rules, scan, ctx) + measure_shuffles(rules, df, ctx)
+    return evaluate_scan(rules, scan.asDict(), ctx) + measure_shuffles(rules, df, ctx)
 
 
 def raise_on_failures(results: Sequence[MetricResult]) -> None:

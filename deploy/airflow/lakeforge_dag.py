@@ -26,7 +26,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'ingest.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
     features_task = SparkSubmitOperator(
@@ -34,7 +34,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'features.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
     train_task = SparkSubmitOperator(
@@ -42,7 +42,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'train.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
     evaluate_task = SparkSubmitOperator(
@@ -50,7 +50,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'evaluate.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
     score_task = SparkSubmitOperator(
@@ -58,7 +58,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'score.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
     monitor_task = SparkSubmitOperator(
@@ -66,7 +66,7 @@ with DAG(
         application=os.path.join(LAKEFORGE_HOME, "jobs", 'monitor.py'),
         application_args=["--conf", CONF, "--run-id", "{{ run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
-        conf={'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
+        conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
     )
 

@@ -24,7 +24,7 @@ from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, step_order
 from lakeforge.errors import StepError
 from lakeforge.results import StepResult
-from lakeforge.spark import conf_value, get_spark
+from lakeforge.spark import JVM_CONF, conf_value, get_spark
 
 STEPS: dict[str, Callable[..., StepResult]] = {
     "ingest": ingest.run,
@@ -81,7 +81,7 @@ class SparkSubmit:
         job = JOBS_DIR / f"{step}.py"
         if not job.exists():
             raise StepError(f"no spark-submit entry point {job} for step '{step}'")
-        spark_conf = {"spark.pyspark.python": sys.executable, **self.config.spark.conf, **settings.spark_conf}
+        spark_conf = {"spark.pyspark.python": sys.executable, **JVM_CONF, **self.config.spark.conf, **settings.spark_conf}
         command = [str(Path(sys.executable).parent / "spark-submit"), "--master", self.master]
         if self.config.spark.jars_dir is None:
             command += ["--packages", self.config.spark.delta_package]

@@ -129,9 +129,9 @@ def _parse(raw: DataFrame, source: SourceSettings) -> tuple[DataFrame, Column]:
         cast = F.when(missing, F.lit(None)).otherwise(value.try_cast(type_name))
         typed.append(cast.alias(name))
         unparsable.append((name, type_name, ~missing & cast.isNull()))
-    flags = [F.col(CORRUPT).isNotNull().alias("_malformed"),
-             *[failed.alias(f"_unparsable_{i}") for i, (_, _, failed) in enumerate(unparsable)]]
-    parsed = raw.select(*typed, *flags, raw_text.alias("_raw"), "_source_file")
+    flags = {"_malformed": F.col(CORRUPT).isNotNull(),
+             **{f"_unparsable_{i}": failed for i, (_, _, failed) in enumerate(unparsable)}}
+    parsed = raw.select(*typed, *[flag.alias(name) for name, flag in flags.items()], raw_text.alias("_raw"), "_source_file")
     reasons = [
         F.when(F.col("_malformed"), F.lit("malformed row")),
         *[F.when(F.col(f"_unparsable_{i}"), F.concat(F.lit(f"{name}: cannot parse '"), F.col(f"_raw.{name}"),
@@ -140,8 +140,7 @@ def _parse(raw: DataFrame, source: SourceSettings) -> tuple[DataFrame, Column]:
         *reason_columns(source.quality),
     ]
     # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
-    breaks = [F.col(flag) for flag in ("_malformed", *[f"_unparsable_{i}" for i in range(len(unparsable))])]
-    breaks += [rule.violation() for rule in source.quality if rule.scope == "row"]
+    breaks = [F.col(name) for name in flags] + [rule.violation() for rule in source.quality if rule.scope == "row"]
     return parsed.withColumn("_bad", reduce(lambda a, b: a | b, breaks)), F.array_compact(F.array(*reasons))
 
 

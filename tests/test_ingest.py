@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from lakeforge.config import SourceSettings
 from lakeforge.errors import IngestError
@@ -84,3 +85,21 @@ def test_reingesting_a_batch_replaces_it_and_keeps_other_batches(spark, tmp_path
 def test_no_files_is_an_error(spark, tmp_path):
     with pytest.raises(IngestError, match=r"no files match .*planes/\*\.csv"):
         ingest(spark, tmp_path / "landing", tmp_path / "t")
+
+
+def test_values_the_csv_reader_cannot_type_are_typed_from_their_text_like_the_rest(spark, tmp_path):
+    source = SourceSettings(files="planes/*.csv", null_values=["", "NA", "NULL"],
+                            columns={"tailnum": "string", "year": "int", "seen": "timestamp", "seats": "double"})
+    write(tmp_path / "landing", "a.csv", "tailnum,year,seen,seats\n"
+          "N1,2004,2013-01-01T05:00:00Z,55\n"  # the reader types this row itself
+          "NULL,NULL,NULL,NULL\n"              # a null token other than the reader's own
+          "N3, 1998 ,2013-01-02 06:30:00,1e2\n"  # spaces around an int: try_cast trims them
+          '"",2001,NA,\n')                     # a quoted empty string is a null token too
+    report = ingest(spark, tmp_path / "landing", tmp_path / "t", source=source)
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (4, 4, 0)
+    got = spark.read.format("delta").load(str(tmp_path / "t" / "planes")).select(
+        "tailnum", "year", F.date_format("seen", "yyyy-MM-dd HH:mm").alias("seen"), "seats")
+    expected = spark.createDataFrame(
+        [("N1", 2004, "2013-01-01 05:00", 55.0), (None, None, None, None), ("N3", 1998, "2013-01-02 06:30", 100.0),
+         (None, 2001, None, None)], "tailnum string, year int, seen string, seats double")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

@@ -1,10 +1,11 @@
 """Ingest landing CSV files into bronze Delta tables, quarantining bad rows with their reasons.
 
-Each source is parsed once: every value is cast to its configured type and checked against the
-source's row rules, and rows that fail go to ``<table>_quarantine`` with the reasons (unparsable
-values, names of the rules they broke) and their source file, never dropped. The job that writes
-the good rows also computes the source's column metrics (observed while writing, see
-``lakeforge.quality``), so the files are read once. The writes are staged (``lakeforge.staging``):
+Every value is cast to its configured type and checked against the source's row rules, and rows
+that fail go to ``<table>_quarantine`` with the reasons (unparsable values, names of the rules they
+broke) and their source file, never dropped. The job that writes the good rows reads the files
+typed by Spark's CSV reader and also computes the source's column metrics (observed while writing,
+see ``lakeforge.quality``), so a clean batch is read once; only a
+batch with bad rows is read a second time, as text, to quarantine them. The writes are staged (``lakeforge.staging``):
 nothing is committed until every source of the batch has passed its checks and no rule with
 severity ``fail`` failed. Re-ingesting a batch id replaces that batch only.
 """
@@ -22,7 +23,6 @@ import mlflow
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
 
 from lakeforge.config import LakeforgeConfig, SourceSettings
 from lakeforge.errors import IngestError
@@ -38,6 +38,7 @@ from lakeforge.tracking import log_tables, step_run
 
 CORRUPT = "_corrupt_record"
 REASONS = "_reasons"
+QUARANTINE_SCHEMA = f"_source_file string, _raw string, {REASONS} array<string>"
 MAX_REASONS_SHOWN = 10
 
 
@@ -104,48 +105,69 @@ def _read_header(path: Path, source_name: str, source: SourceSettings) -> list[s
     return header
 
 
-def _read_raw(spark: SparkSession, path: Path, header: list[str], columns: list[str]) -> DataFrame:
-    schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
-    return (
-        spark.read.schema(schema)
-        .option("header", True)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .csv(str(path))
-        .select(*columns, CORRUPT, F.lit(str(path)).alias("_source_file"))
-    )
+def _read_raw(spark: SparkSession, path: Path, header: list[str], source: SourceSettings, typed: bool) -> DataFrame:
+    """One landing file: the source's columns as text, or (`typed`) as Spark's CSV reader types them.
 
-
-def _parse(raw: DataFrame, source: SourceSettings) -> tuple[DataFrame, Column]:
-    """Cast every column; the rows keep their raw text in `_raw`, and `_bad` marks the rows to quarantine.
-
-    Also returns the `_reasons` expression: the unparsable values and the row rules a row breaks.
+    `_corrupt_record` holds the line of a row the reader could not split (or, typed, could not type).
+    A typed read also splits that line into text columns, `_line`, so the row can be typed like text.
     """
-    raw_text = F.struct(*[F.col(c) for c in source.columns], F.col(CORRUPT))
-    typed, unparsable = [], []
-    for name, type_name in source.columns.items():
-        value = F.col(name)
-        missing = value.isNull() | value.isin(source.null_values)
-        cast = F.when(missing, F.lit(None)).otherwise(value.try_cast(type_name))
-        typed.append(cast.alias(name))
-        unparsable.append((name, type_name, ~missing & cast.isNull()))
-    flags = {"_malformed": F.col(CORRUPT).isNotNull(),
-             **{f"_unparsable_{i}": failed for i, (_, _, failed) in enumerate(unparsable)}}
-    parsed = raw.select(*typed, *[flag.alias(name) for name, flag in flags.items()], raw_text.alias("_raw"), "_source_file")
+    def schema(as_text: bool) -> str:
+        types = [(c, "string" if as_text or c not in source.columns else source.columns[c]) for c in header]
+        return ", ".join(f"`{name.replace('`', '``')}` {type_name}" for name, type_name in [*types, (CORRUPT, "string")])
+
+    reader = spark.read.schema(schema(not typed)).option("header", True).option("mode", "PERMISSIVE") \
+        .option("columnNameOfCorruptRecord", CORRUPT)
+    line = []
+    if typed:  # the reader's own null token; a typed column holding another one falls back to `_line`
+        reader = reader.option("nullValue", next((v for v in source.null_values if v), ""))
+        split = F.from_csv(F.col(CORRUPT), schema(True), {"columnNameOfCorruptRecord": CORRUPT})
+        text = F.struct(*[split.getField(c).alias(c) for c in [*source.columns, CORRUPT]])
+        line = [F.when(F.col(CORRUPT).isNotNull(), text).alias("_line")]  # built only for the rows needing it
+    return reader.csv(str(path)).select(*source.columns, CORRUPT, *line, F.lit(str(path)).alias("_source_file"))
+
+
+def _cast_text(value: Column, type_name: str, null_values: list[str]) -> tuple[Column, Column]:
+    """`value` (text) as `type_name`, null for the null tokens; and whether it could not be parsed."""
+    missing = value.isNull() | value.isin(null_values)
+    cast = F.when(missing, F.lit(None)).otherwise(value.try_cast(type_name))
+    return cast, ~missing & cast.isNull()
+
+
+def _parse(raw: DataFrame, source: SourceSettings) -> DataFrame:
+    """Type every column; `_bad` marks the rows to quarantine, `_malformed` and `_unparsable_<i>` say why.
+
+    A text read (`_read_raw`) is typed with ``try_cast``, keeping each row's text in `_raw`. A typed
+    read keeps the reader's values; rows it could not type are typed from their `_line` text the
+    same way, so both reads agree on every value and every bad row.
+    """
+    typed_read = "_line" in raw.columns
+    text = F.col("_line") if typed_read else F.struct(*[F.col(c) for c in [*source.columns, CORRUPT]])
+    read_by_csv = F.col(CORRUPT).isNull()
+    typed, flags = [], {"_malformed": text.getField(CORRUPT).isNotNull()}
+    for i, (name, type_name) in enumerate(source.columns.items()):
+        value, failed = _cast_text(text.getField(name), type_name, source.null_values)
+        if typed_read:
+            native = _cast_text(F.col(name), type_name, source.null_values)[0] if type_name == "string" else F.col(name)
+            value, failed = F.when(read_by_csv, native).otherwise(value), ~read_by_csv & failed
+        typed.append(value.alias(name))
+        flags[f"_unparsable_{i}"] = failed
+    parsed = raw.select(*typed, *[flag.alias(name) for name, flag in flags.items()], text.alias("_raw"), "_source_file")
+    # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
+    breaks = [F.col(name) for name in flags] + [rule.violation() for rule in source.quality if rule.scope == "row"]
+    return parsed.withColumn("_bad", reduce(lambda a, b: a | b, breaks))
+
+
+def _quarantine_rows(text_parsed: DataFrame, source: SourceSettings) -> DataFrame:
+    """The bad rows of a text read, with their text as JSON and their reasons: unparsable values, rules broken."""
     reasons = [
         F.when(F.col("_malformed"), F.lit("malformed row")),
         *[F.when(F.col(f"_unparsable_{i}"), F.concat(F.lit(f"{name}: cannot parse '"), F.col(f"_raw.{name}"),
                                                        F.lit(f"' as {type_name}")))
-          for i, (name, type_name, _) in enumerate(unparsable)],
+          for i, (name, type_name) in enumerate(source.columns.items())],
         *reason_columns(source.quality),
     ]
-    # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
-    breaks = [F.col(name) for name in flags] + [rule.violation() for rule in source.quality if rule.scope == "row"]
-    return parsed.withColumn("_bad", reduce(lambda a, b: a | b, breaks)), F.array_compact(F.array(*reasons))
-
-
-def _quarantine_rows(parsed: DataFrame, reasons: Column) -> DataFrame:
-    return parsed.where("_bad").select("_source_file", F.to_json("_raw").alias("_raw"), reasons.alias(REASONS))
+    return text_parsed.where("_bad").select("_source_file", F.to_json("_raw").alias("_raw"),
+                                            F.array_compact(F.array(*reasons)).alias(REASONS))
 
 
 def stage_source(
@@ -154,16 +176,21 @@ def stage_source(
 ) -> StagedSource:
     """Parse, type-check, measure and write one source's landing files, committing nothing.
 
-    One Spark job reads the files, evaluates every row and scan rule (observed while writing) and
-    writes the good rows; a second one writes the quarantined rows, only if there are any.
+    One Spark job reads the files (typed by the CSV reader), evaluates every row and scan rule
+    (observed while writing) and writes the good rows; a second one, only if there are bad rows,
+    reads the files as text and writes those rows with their text and reasons.
     Raises, leaving both tables untouched, if more than `max_rejected_fraction` of the rows would be
     quarantined.
     """
     files = _landing_files(source_name, source, landing_dir)
+    headers = {f: _read_header(f, source_name, source) for f in files}
+
+    def parse(typed: bool) -> DataFrame:
+        return _parse(reduce(DataFrame.unionByName, [_read_raw(spark, f, h, source, typed)
+                                                     for f, h in headers.items()]), source)
+
     columns = list(source.columns)
-    frames = [_read_raw(spark, f, _read_header(f, source_name, source), columns) for f in files]
-    raw = reduce(DataFrame.unionByName, frames)
-    parsed, reasons = _parse(raw, source)
+    parsed = parse(typed=True)
     batch_id = batch_id or default_batch_id(source_name, files)
     observed = Observation(f"ingest-{source_name}")
     measured = parsed.observe(
@@ -176,10 +203,11 @@ def stage_source(
     if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
         good.abort()
         raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined,
-                                              _quarantine_rows(parsed, reasons), source.max_rejected_fraction))
+                                              _quarantine_rows(parse(typed=False), source), source.max_rejected_fraction))
+    bad_rows = (_quarantine_rows(parse(typed=False), source) if rows_quarantined
+                else spark.createDataFrame([], QUARANTINE_SCHEMA))
     try:
-        quarantined = stage_batch(_quarantine_rows(parsed, reasons), quarantine_path, batch_id,
-                                  known_empty=rows_quarantined == 0)
+        quarantined = stage_batch(bad_rows, quarantine_path, batch_id, known_empty=rows_quarantined == 0)
     except BaseException:
         good.abort()
         raise

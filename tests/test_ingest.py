@@ -103,3 +103,19 @@ def test_values_the_csv_reader_cannot_type_are_typed_from_their_text_like_the_re
         [("N1", 2004, "2013-01-01 05:00", 55.0), (None, None, None, None), ("N3", 1998, "2013-01-02 06:30", 100.0),
          (None, 2001, None, None)], "tailnum string, year int, seen string, seats double")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_files_with_their_columns_in_other_orders_are_read_by_name(spark, tmp_path):
+    write(tmp_path / "landing", "a.csv", "tailnum,year,seats\nN1,2004,55\n")
+    other = write(tmp_path / "landing", "b.csv", "seats,tailnum,year\n182,N2,NA\nlots,N3,1998\n")
+    report = ingest(spark, tmp_path / "landing", tmp_path / "t",
+                    source=SOURCE.model_copy(update={"max_rejected_fraction": 1.0}))
+    assert (report.rows_read, report.rows_written, report.rows_quarantined) == (3, 2, 1)
+    got = spark.read.format("delta").load(str(tmp_path / "t" / "planes")).select("tailnum", "year", "seats")
+    expected = spark.createDataFrame([("N1", 2004, 55), ("N2", None, 182)], "tailnum string, year int, seats int")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    quarantined = spark.read.format("delta").load(str(tmp_path / "t" / "planes_quarantine")).select(
+        "_source_file", F.get_json_object("_raw", "$.tailnum").alias("tailnum"), "_reasons")
+    expected = spark.createDataFrame([(str(other), "N3", ["seats: cannot parse 'lots' as int"])],
+                                     "_source_file string, tailnum string, _reasons array<string>")
+    assert_df_equality(quarantined, expected, ignore_nullable=True)

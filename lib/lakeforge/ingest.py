@@ -4,10 +4,10 @@ Every value is cast to its configured type and checked against the source's row 
 that fail go to ``<table>_quarantine`` with the reasons (unparsable values, names of the rules they
 broke) and their source file, never dropped. The job that writes the good rows reads the files
 typed by Spark's CSV reader and also computes the source's column metrics (observed while writing,
-see ``lakeforge.quality``), so a clean batch is read once; only a
-batch with bad rows is read a second time, as text, to quarantine them. The writes are staged (``lakeforge.staging``):
-nothing is committed until every source of the batch has passed its checks and no rule with
-severity ``fail`` failed. Re-ingesting a batch id replaces that batch only.
+see ``lakeforge.quality``), so a clean batch is read once; only a batch with bad rows is read a
+second time, as text, to quarantine them. The writes are staged (``lakeforge.staging``): nothing
+is committed until every source of the batch has passed its checks and no rule with severity
+``fail`` failed. Re-ingesting a batch id replaces that batch only.
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def _read_header(path: Path, source_name: str, source: SourceSettings) -> list[s
     return header
 
 
-def _read_raw(spark: SparkSession, path: Path, header: list[str], source: SourceSettings, typed: bool) -> DataFrame:
+def _read_csv(spark: SparkSession, path: Path, header: list[str], source: SourceSettings, typed: bool) -> DataFrame:
     """One landing file: the source's columns as text, or (`typed`) as Spark's CSV reader types them.
 
     `_corrupt_record` holds the line of a row the reader could not split (or, typed, could not type).
@@ -114,7 +114,8 @@ def _read_raw(spark: SparkSession, path: Path, header: list[str], source: Source
     """
     def schema(as_text: bool) -> str:
         types = [(c, "string" if as_text or c not in source.columns else source.columns[c]) for c in header]
-        return ", ".join(f"`{name.replace('`', '``')}` {type_name}" for name, type_name in [*types, (CORRUPT, "string")])
+        fields = [*types, (CORRUPT, "string")]
+        return ", ".join(f"`{name.replace('`', '``')}` {type_name}" for name, type_name in fields)
 
     reader = spark.read.schema(schema(not typed)).option("header", True).option("mode", "PERMISSIVE") \
         .option("columnNameOfCorruptRecord", CORRUPT)
@@ -137,7 +138,7 @@ def _cast_text(value: Column, type_name: str, null_values: list[str]) -> tuple[C
 def _parse(raw: DataFrame, source: SourceSettings) -> DataFrame:
     """Type every column; `_bad` marks the rows to quarantine, `_malformed` and `_unparsable_<i>` say why.
 
-    A text read (`_read_raw`) is typed with ``try_cast``, keeping each row's text in `_raw`. A typed
+    A text read (`_read_csv`) is typed with ``try_cast``, keeping each row's text in `_raw`. A typed
     read keeps the reader's values; rows it could not type are typed from their `_line` text the
     same way, so both reads agree on every value and every bad row.
     """
@@ -187,7 +188,7 @@ def stage_source(
     headers = {f: _read_header(f, source_name, source) for f in files}
 
     def parse(typed: bool) -> DataFrame:
-        return _parse(reduce(DataFrame.unionByName, [_read_raw(spark, f, h, source, typed)
+        return _parse(reduce(DataFrame.unionByName, [_read_csv(spark, f, h, source, typed)
                                                      for f, h in headers.items()]), source)
 
     columns = list(source.columns)
@@ -201,12 +202,12 @@ def stage_source(
     good = stage_batch(measured.where(~F.col("_bad")).select(*columns, "_source_file"), table_path, batch_id)
     scan = observed.get
     rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
-    if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
-        good.abort()
-        raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined,
-                                              _quarantine_rows(parse(typed=False), source), source.max_rejected_fraction))
     bad_rows = (_quarantine_rows(parse(typed=False), source) if rows_quarantined
                 else spark.createDataFrame([], QUARANTINE_SCHEMA))
+    if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
+        good.abort()
+        raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
+                                              source.max_rejected_fraction))
     try:
         quarantined = stage_batch(bad_rows, quarantine_path, batch_id, known_empty=rows_quarantined == 0)
     except BaseException:

@@ -202,13 +202,12 @@ def stage_source(
     good = stage_batch(measured.where(~F.col("_bad")).select(*columns, "_source_file"), table_path, batch_id)
     scan = observed.get
     rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
-    bad_rows = (_quarantine_rows(parse(typed=False), source) if rows_quarantined
-                else spark.createDataFrame([], QUARANTINE_SCHEMA))
-    if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
-        good.abort()
-        raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
-                                              source.max_rejected_fraction))
-    try:
+    try:  # whatever fails from here on, the good rows' staged files are deleted
+        bad_rows = (_quarantine_rows(parse(typed=False), source) if rows_quarantined
+                    else spark.createDataFrame([], QUARANTINE_SCHEMA))
+        if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
+            raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
+                                                  source.max_rejected_fraction))
         quarantined = stage_batch(bad_rows, quarantine_path, batch_id, known_empty=rows_quarantined == 0)
     except BaseException:
         good.abort()

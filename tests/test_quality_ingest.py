@@ -93,12 +93,14 @@ PLANES = {"files": "planes/*.csv", "columns": {"tailnum": "string", "seats": "in
                       {"rule": "range", "column": "seats", "min": 1, "max": 1000, "severity": "warn"}]}
 
 
-def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_table(spark, tmp_path):
+def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_table(spark, tmp_path, capsys):
     config = flights_config(tmp_path, **{"landing.seed_dataset": None, "sources": {"planes": PLANES},
                                         "quality.run_time": "2013-12-31T00:00:00"})
     write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
     result = ingest.run(spark, config)
     assert result.details["quality"] == "6 passed, 0 warned, 0 failed"
+    assert list(result.details["phase_seconds"]) == ["stage", "check", "commit"]
+    assert "[lakeforge] ingest: staged planes: 2 rows read, 0 to quarantine" in capsys.readouterr().out
     table = config.table_path("bronze_planes")
     version = latest_version(spark, table)
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import reduce
@@ -311,13 +314,29 @@ def _publish(results: list[MetricResult], config: LakeforgeConfig, run_time: dat
     log_to_mlflow(results)
 
 
+@contextmanager
+def _phase(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Time one phase of the step into `seconds` (by name) and print it when done."""
+    started = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - started, 2)
+    print(f"[lakeforge] ingest: {name} done in {seconds[name]:.1f}s", flush=True)
+
+
+def _stage_and_report(spark: SparkSession, config: LakeforgeConfig, name: str, batch_id: str | None) -> StagedSource:
+    started = time.perf_counter()
+    staged = stage_source(spark, name, config.sources[name], config.landing_dir, batch_id,
+                          config.table_path(bronze_table(name)), config.table_path(quarantine_table(name)))
+    print(f"[lakeforge] ingest: staged {name}: {staged.rows_read:,} rows read, {staged.rows_quarantined:,} to quarantine "
+          f"({time.perf_counter() - started:.1f}s)", flush=True)
+    return staged
+
+
 def _stage_all(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None) -> list[StagedSource]:
     """Stage every source, each in its own thread: small sources' driver work and jobs overlap the big
     one's job. If any fails, the others' staged files are deleted and the first failure is raised."""
     with ThreadPoolExecutor(max_workers=len(config.sources), thread_name_prefix="ingest-stage") as pool:
-        futures = [pool.submit(stage_source, spark, name, source, config.landing_dir, batch_id,
-                               config.table_path(bronze_table(name)), config.table_path(quarantine_table(name)))
-                   for name, source in config.sources.items()]
+        futures = [pool.submit(_stage_and_report, spark, config, name, batch_id) for name in config.sources]
     failures = [f.exception() for f in futures if f.exception() is not None]
     staged = [f.result() for f in futures if f.exception() is None]
     if failures:
@@ -333,20 +352,24 @@ def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = Non
         seed_landing(config.landing_dir, config.landing.months)
     run_time = _run_time(config)
     metrics_path = config.table_path(METRICS_TABLE)
+    seconds: dict[str, float] = {}
     with step_run(config, "ingest"):
-        staged = _stage_all(spark, config, batch_id)
+        with _phase(seconds, "stage"):  # read, type, row and scan rules, write uncommitted
+            staged = _stage_all(spark, config, batch_id)
         try:
-            results = _assess_all(spark, config, staged, run_time)
+            with _phase(seconds, "check"):  # shuffle rules, anomalies
+                results = _assess_all(spark, config, staged, run_time)
             _publish(results, config, run_time)
             batch_ids = {bronze_table(b.source): b.batch_id for b in staged}
             if any(r.status == "fail" for r in results):
                 append_metrics(spark, metrics_path, results, {}, batch_ids, run_time)
                 raise_on_failures(results)
             reports, outputs = [], []
-            for batch in staged:
-                reports.append(commit_source(batch))
-                table = bronze_table(batch.source)
-                outputs.append(TableVersion(table, batch.good.path, latest_version(spark, batch.good.path)))
+            with _phase(seconds, "commit"):
+                for batch in staged:
+                    reports.append(commit_source(batch))
+                    table = bronze_table(batch.source)
+                    outputs.append(TableVersion(table, batch.good.path, latest_version(spark, batch.good.path)))
         finally:
             for batch in staged:
                 batch.abort()
@@ -360,7 +383,7 @@ def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = Non
         "ingest",
         rows_in=sum(r.rows_read for r in reports),
         rows_out=sum(r.rows_written for r in reports),
-        details={"quality": summary(results),
+        details={"quality": summary(results), "phase_seconds": seconds,
                  **{r.source: f"{r.rows_read} read = {r.rows_written} written + {r.rows_quarantined} quarantined"
                     for r in reports}},
     )

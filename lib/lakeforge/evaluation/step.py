@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.evaluation.gate import GateDecision, ModelEvaluation, decide
 from lakeforge.evaluation.metrics import probability_metrics
 from lakeforge.evaluation.objectives import ThresholdChoice, choose_threshold, score_histogram, threshold_sweep
@@ -21,23 +22,24 @@ from lakeforge.split import hash_split
 from lakeforge.tables import TableVersion, read_pinned
 from lakeforge.tracking import TAG_PREFIX, log_tables, step_run
 from lakeforge.train import DECISION_THRESHOLD_TAG
+from lakeforge.windows import in_window, no_rows
 
 
 def evaluation_rows(spark: SparkSession, config: LakeforgeConfig) -> tuple[DataFrame, TableVersion]:
-    """The pinned evaluation rows: `evaluation.months` if set, else the validation split of the training months."""
-    features, version = read_pinned(spark, config.features.table, config.table_path(config.features.table))
-    if config.evaluation.months:
-        return features.where(F.col("month").isin(config.evaluation.months)), version
-    in_months = features.where(F.col("month").isin(config.model.train_months))
-    split = hash_split(in_months, config.split.key, config.split.validation_fraction, config.seed)
+    """The pinned evaluation rows: `windows.evaluate` if set, else the validation split of `windows.train`."""
+    features, version = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
+    if config.windows.evaluate:
+        return in_window(features, config.windows.evaluate), version
+    in_train = in_window(features, config.windows.train)
+    split = hash_split(in_train, KEY, config.split.validation_fraction, config.seed)
     return split.where("is_validation").drop("is_validation"), version
 
 
 def scored_rows(rows: DataFrame, model: ScoringModel, config: LakeforgeConfig) -> DataFrame:
     """`score` and `label` per evaluation row plus the slice columns, scored on the executors."""
-    key = config.split.key
+    key = KEY
     scores = model.scores(rows, key)
-    context = rows.select(F.col(key).cast("string").alias(key), F.col(config.target.name).cast("int").alias("label"),
+    context = rows.select(F.col(key).cast("string").alias(key), F.col(LABEL).cast("int").alias("label"),
                           *config.evaluation.slices.columns)
     return scores.join(context, key)
 
@@ -47,7 +49,8 @@ def evaluate_model(scored: DataFrame, config: LakeforgeConfig) -> tuple[dict[str
     objective = config.evaluation.objective
     histogram = score_histogram(scored, objective.score_buckets)
     if not histogram[["positives", "negatives"]].to_numpy().any():
-        raise StepError("evaluate: no evaluation rows (check evaluation.months or model.train_months)")
+        window = "evaluate" if config.windows.evaluate else "train"
+        raise no_rows("evaluate", window, getattr(config.windows, window), config.dataset.table)
     choice = choose_threshold(threshold_sweep(histogram, objective.score_buckets, objective.costs), objective)
     slices = slice_metrics(scored, choice.threshold, objective.costs, config.evaluation.slices)
     metrics = probability_metrics(scored) | choice.metrics | {"threshold": choice.threshold}
@@ -99,10 +102,10 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             raise StepError(f"evaluate: no model '{name}' with alias '{gate.challenger_alias}'; run the train step first")
         champion_version = _alias_version(client, name, config.model.alias)
         rows, version = evaluation_rows(spark, config)
-        needed = [config.split.key, config.target.name, *config.evaluation.slices.columns]
+        needed = [KEY, LABEL, *config.evaluation.slices.columns]
         missing = [c for c in needed if c not in rows.columns]
         if missing:
-            raise StepError(f"evaluate: columns {missing} are not in feature table {version.path} "
+            raise StepError(f"evaluate: columns {missing} are not in dataset table {version.path} "
                             "(see evaluation.slices.columns)")
         log_tables([version], "input")
         challenger, metrics = _evaluate_version(challenger_version, rows, config, "challenger")

@@ -2,8 +2,8 @@
 and a sample-ratio-mismatch check, from an assignment table (unit, variant, model_name,
 model_version) and an outcome table (unit, one column per metric), written to Delta.
 
-With `experiment.simulate`, the step first writes a simulated experiment on the flights of the
-score months: each flight is hashed to a variant and decided by the champion model at that
+With `experiment.simulate`, the step first writes a simulated experiment on the rows of
+`windows.score`: each row is hashed to a variant and decided by the champion model at that
 variant's threshold; the outcomes are whether the decision was correct and its cost.
 """
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pyspark.sql import functions as F
 
 from lakeforge.config import ExperimentSettings, LakeforgeConfig
 from lakeforge.errors import StepError
+from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.evaluation.objectives import decision_outcome_costs
 from lakeforge.experiments.stats import Comparison, sample_ratio_mismatch, two_proportion_ztest, welch_ttest
 from lakeforge.models import load_registered
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
+from lakeforge.windows import in_window
 
 UNIT, VARIANT = "unit", "variant"
 ASSIGNMENT_COLUMNS = [UNIT, VARIANT, "model_name", "model_version"]
@@ -40,17 +42,17 @@ def hashed_variant(unit: Column, split: dict[str, float], seed: int) -> Column:
 
 
 def simulate_threshold_experiment(spark: SparkSession, config: LakeforgeConfig) -> tuple[DataFrame, DataFrame]:
-    """Assignments and outcomes of the champion deciding at each variant's threshold (score months)."""
-    settings, key, experiment = config.model, config.split.key, config.experiment
+    """Assignments and outcomes of the champion deciding at each variant's threshold (`windows.score`)."""
+    settings, key, experiment = config.model, KEY, config.experiment
     try:
         champion = mlflow.MlflowClient().get_model_version_by_alias(settings.registered_name, settings.alias)
     except mlflow.exceptions.MlflowException:
         raise StepError(f"ab_analysis: no '{settings.alias}' of '{settings.registered_name}' to simulate with; "
                         "run train and evaluate first") from None
     model = load_registered(champion, settings)
-    features, _ = read_pinned(spark, config.features.table, config.table_path(config.features.table))
-    batch = features.where(F.col("month").isin(config.score.months))
-    labels = batch.select(F.col(key).cast("string").alias(key), F.col(config.target.name).cast("int").alias("label"))
+    features, _ = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
+    batch = in_window(features, config.windows.score)
+    labels = batch.select(F.col(key).cast("string").alias(key), F.col(LABEL).cast("int").alias("label"))
     scored = model.scores(batch, key).join(labels, key)
     thresholds = F.create_map(*[F.lit(x) for pair in experiment.simulated_thresholds.items() for x in pair])
     decided = (scored.withColumn(VARIANT, hashed_variant(F.col(key), experiment.expected_split, config.seed))

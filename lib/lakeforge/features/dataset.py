@@ -1,0 +1,48 @@
+"""The dataset: one row per spine row with `key`, `time`, `label`, the spine's columns, every feature
+view joined point in time and the derived columns, in that order.
+
+The spine is a source's bronze rows filtered by `dataset.spine.where`; `key` is `spine.key` (as
+text) or the bronze row id, `time` the spine time (a timestamp) and `label` the task's label. A
+source column named `key`, `time` or `label` is replaced by these. The table is partitioned by the
+month of `time` (column `_month`).
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakeforge.config import RESERVED_COLUMNS, DatasetSettings, TaskSettings
+from lakeforge.features.retrieval import point_in_time_join
+from lakeforge.features.views import ViewTable
+
+KEY, TIME, LABEL = RESERVED_COLUMNS
+ROW_ID = "_row_id"
+PARTITION = "_month"
+
+__all__ = ["KEY", "LABEL", "PARTITION", "ROW_ID", "TIME", "build_dataset", "label_column", "spine_rows"]
+
+
+def label_column(task: TaskSettings) -> F.Column:
+    """The label as stored: 0/1 for a binary task."""
+    return F.expr(task.label).cast("int")
+
+
+def spine_rows(bronze: DataFrame, dataset: DatasetSettings, task: TaskSettings) -> DataFrame:
+    """The spine: filtered bronze rows with `key`, `time` and `label` first, then the source's columns
+    (lineage columns other than the row id left out)."""
+    spine = dataset.spine
+    rows = bronze.where(spine.where) if spine.where else bronze
+    key = F.expr(spine.key).cast("string") if spine.key else F.col(ROW_ID)
+    kept = [c for c in bronze.columns if c not in RESERVED_COLUMNS and (not c.startswith("_") or c == ROW_ID)]
+    return rows.select(key.alias(KEY), F.expr(spine.time).cast("timestamp").alias(TIME),
+                       label_column(task).alias(LABEL), *kept)
+
+
+def build_dataset(spine: DataFrame, views: dict[str, tuple[ViewTable, DataFrame]],
+                  dataset: DatasetSettings) -> DataFrame:
+    """Join every view onto `spine` as of `time`, then add the derived columns in order and `_month`."""
+    joined = point_in_time_join(spine, views, spine_time=TIME)
+    rows = joined.select(*spine.columns, *[c for c in joined.columns if c not in spine.columns])
+    for name, expression in dataset.derived.items():
+        rows = rows.withColumn(name, F.expr(expression))
+    return rows.withColumn(PARTITION, F.trunc(TIME, "month"))

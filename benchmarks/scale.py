@@ -1,6 +1,6 @@
 """Scale benchmark: the whole pipeline on generated data at several sizes, with growth ratios.
 
-For each scale (flights rows), synthetic landing files are generated (`lakeforge.generate`) under a
+For each scale (flights rows), synthetic landing files are generated (`examples/flights/generate.py`) under a
 fresh storage root and every pipeline step runs in this process on one SparkSession. Per step:
 seconds, flights/s, rows in/out and the peak resident memory of the driver (Python process + its
 JVM, sampled every 0.2 s; in local mode the JVM also runs the executor tasks). Then, on the largest
@@ -38,8 +38,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig, load_config
+from lakeforge.features.dataset import KEY
+from lakeforge.windows import in_window
 from lakeforge.dag import declared_steps, new_run_id
-from lakeforge.generate import write_landing
+from examples.flights.generate import write_landing
 from lakeforge.ingest import bronze_table
 from lakeforge.quality.rules import RuleContext
 from lakeforge.quality.runner import measure_shuffles
@@ -48,7 +50,7 @@ from lakeforge.models import SklearnModel, load_model
 from lakeforge.tables import read_pinned
 from lakeforge.train import feature_columns, model_input
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "flights.yaml"
+CONF = Path(__file__).resolve().parents[1] / "examples" / "flights" / "pipeline.yaml"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -104,7 +106,7 @@ class StepTiming:
 
 
 def scale_config(root: Path, overrides: dict[str, object]) -> LakeforgeConfig:
-    return load_config(CONF, {"storage_root": str(root), "landing.seed_dataset": None, **overrides})
+    return load_config(CONF, {"storage_root": str(root), **overrides})
 
 
 def run_pipeline(spark: SparkSession, config: LakeforgeConfig, scale: int, memory: PeakMemory) -> list[StepTiming]:
@@ -141,7 +143,7 @@ def ingest_overhead(spark: SparkSession, config: LakeforgeConfig, work: Path) ->
     """
     def plain() -> None:
         for name, source in config.sources.items():
-            raw = spark.read.option("header", True).option("nullValue", "NA").csv(str(config.landing_dir / source.files))
+            raw = spark.read.option("header", True).option("nullValue", "NA").csv(config.source_path(name))
             typed = raw.select(*[F.col(c).cast(t) for c, t in source.columns.items()])  # header names, not positions
             typed.write.format("delta").mode("overwrite").save(str(work / f"plain_{name}"))
 
@@ -180,13 +182,13 @@ def raw_map_in_pandas(rows: DataFrame, model: object, key: str, columns: list[st
 
 def scoring_overhead(spark: SparkSession, config: LakeforgeConfig) -> dict:
     """Our scoring path vs raw mapInPandas on the scored months, each timed twice (best kept)."""
-    settings, key = config.model, config.split.key
+    settings, key = config.model, KEY
     mlflow.set_tracking_uri(config.tracking_uri)
     scoring = load_model(f"models:/{settings.registered_name}@{settings.alias}", settings)
     if not isinstance(scoring, SklearnModel):
         raise SystemExit("the scoring overhead compares against raw mapInPandas: it needs model.trainer: sklearn")
-    features, _ = read_pinned(spark, config.features.table, config.table_path(config.features.table))
-    batch = features.where(F.col("month").isin(config.score.months))
+    features, _ = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
+    batch = in_window(features, config.windows.score)
     typed = model_input(batch, settings, key).cache()  # the baseline gets its input ready-made
     rows = typed.count()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))

@@ -1,4 +1,4 @@
-"""spark-submit entry point for the A/B analysis: spark-submit jobs/ab_analysis.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the A/B analysis: spark-submit jobs/ab_analysis.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.experiments import ab

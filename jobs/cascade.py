@@ -1,4 +1,4 @@
-"""spark-submit entry point for the two-stage cascade: spark-submit jobs/cascade.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the two-stage cascade: spark-submit jobs/cascade.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge import cascade

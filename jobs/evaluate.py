@@ -1,4 +1,4 @@
-"""spark-submit entry point for the 'evaluate' step: spark-submit jobs/evaluate.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the 'evaluate' step: spark-submit jobs/evaluate.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.cli import main

@@ -1,4 +1,4 @@
-"""spark-submit entry point for the 'features' step: spark-submit jobs/features.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the 'features' step: spark-submit jobs/features.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.cli import main

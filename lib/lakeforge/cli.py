@@ -1,4 +1,4 @@
-"""Command line: ``lakeforge run STEP|all --conf conf/flights.yaml [--set key=value ...]``."""
+"""Command line: ``lakeforge run STEP|all --conf pipeline.yaml [--set key=value ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -9,14 +9,15 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from lakeforge.config import load_config, parse_config
+from lakeforge.config import SparkSettings, load_config
 from lakeforge.errors import LakeforgeError
-from lakeforge.generate import DriftSchedule, write_landing
 from lakeforge.scheduling import airflow_dag_source
+from lakeforge.spark import get_spark
 from lakeforge.reproducibility.replay import replay
 from lakeforge.reproducibility.retention import vacuum
 from lakeforge.tracking import configure_mlflow
 from lakeforge.pipeline import STEPS, SparkSubmit, run_steps, session_for
+from lakeforge.validation import validate
 
 
 def _override(text: str) -> str:
@@ -26,11 +27,7 @@ def _override(text: str) -> str:
     return text
 
 
-def _month_values(text: str) -> dict[int, float]:
-    try:
-        return {int(m): float(v) for m, v in (pair.split("=") for pair in text.split(","))}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MONTH=VALUE,..., got {text!r}") from None
+DEFAULT_CONF = "pipeline.yaml"
 
 
 def parse_overrides(texts: list[str]) -> dict[str, object]:
@@ -48,18 +45,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
                      help="run each step as its own spark-submit against MASTER (e.g. spark://127.0.0.1:7077)")
-    generate = _with_config(commands.add_parser("generate", help="write synthetic flights-like landing files of any size"))
-    generate.add_argument("--rows", type=int, required=True, help="number of flights")
-    generate.add_argument("--temp-shift", type=_month_values, default={}, metavar="M=DEG,...",
-                          help="drift: degrees F added to temperature by month, e.g. 7=10,8=12")
-    generate.add_argument("--delay-shift", type=_month_values, default={}, metavar="M=MIN,...",
-                          help="drift: minutes added to delays by month")
+    _with_config(commands.add_parser("validate", help="check the pipeline YAML and every SQL expression in it "
+                                                      "against the declared columns, without running a job"))
     airflow = commands.add_parser("airflow-dag", help="print an Airflow DAG (one SparkSubmitOperator per step)")
-    airflow.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    airflow.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     airflow.add_argument("--dag-id", default="lakeforge")
     airflow.add_argument("--schedule", default="@daily")
     check = commands.add_parser("check", help="start Spark with Delta (fetching its jars) and print versions")
-    check.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
     replay.add_argument("run_id", help="MLflow run id of the run to replay")
     replay.add_argument("--tolerance", type=float, default=0.0,
@@ -74,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    command.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    command.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     command.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                          metavar="KEY=VALUE", help="override a config key, e.g. --set storage_root=/tmp/lake")
     return command
@@ -95,14 +88,14 @@ def reproduce(args: argparse.Namespace) -> int:
 
 
 def check(conf: str) -> None:
-    """Start a session from `conf` and prove Delta works by writing and reading a table."""
-    config = load_config(conf) if Path(conf).exists() else parse_config({"storage_root": tempfile.mkdtemp(),
-                                                                          "sources": {}, "model": {"numeric_features": []}})
-    spark = session_for(config)
-    probe = str(Path(tempfile.mkdtemp()) / "probe")
+    """Start a session (with `conf`'s Spark settings if it exists) and prove Delta works by writing and reading a table."""
+    settings = load_config(conf).spark if Path(conf).exists() else SparkSettings()
+    scratch = Path(tempfile.mkdtemp())
+    spark = get_spark(settings, scratch / "warehouse")
+    probe = str(scratch / "probe")
     spark.range(3).write.format("delta").save(probe)
     rows = spark.read.format("delta").load(probe).count()
-    print(f"spark {spark.version} ({spark.sparkContext.master}), delta jars {config.spark.delta_package}, "
+    print(f"spark {spark.version} ({spark.sparkContext.master}), delta jars {settings.delta_package}, "
           f"mlflow {mlflow.__version__}, probe table rows {rows}: ok")
 
 
@@ -112,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             check(args.conf)
             return 0
-        if args.command == "generate":
+        if args.command == "validate":
             config = load_config(args.conf, parse_overrides(args.overrides))
-            written = write_landing(session_for(config), config.landing_dir, args.rows, config.seed,
-                                    DriftSchedule(args.temp_shift, args.delay_shift))
-            print(f"wrote {args.rows} flights to {written['flights']} (ingest them with landing.seed_dataset=null)")
+            for warning in validate(session_for(config), config, source=args.conf):
+                print(f"warning: {warning}")
+            print(f"{args.conf}: valid ({len(config.sources)} sources, {len(config.features)} feature views)")
             return 0
         if args.command == "airflow-dag":
             print(airflow_dag_source(load_config(args.conf), list(STEPS), args.conf, args.dag_id, args.schedule), end="")

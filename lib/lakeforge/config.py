@@ -202,7 +202,7 @@ class FeatureViewSettings(_Section):
     description: str = ""
     owner: str = ""
     source: str | None = Field(None, description="a source name, or 'spine' (the filtered spine rows, with label)")
-    keys: list[str] = Field(min_length=1)
+    keys: list[str] = Field(default_factory=list, description="entity columns; an aggregate may have none (all rows)")
     event_time: SqlExpression | None = None
     known_time: SqlExpression | None = None
     ttl: str | None = None
@@ -223,6 +223,8 @@ class FeatureViewSettings(_Section):
             raise ValueError("source is required (a source name or 'spine')")
         if self.python is not None and ":" not in self.python:
             raise ValueError(f"python must be 'module.path:function', got {self.python!r}")
+        if self.aggregate is None and not self.keys:
+            raise ValueError("keys: a select or python view needs at least one key column")
         if self.aggregate is not None and self.event_time is None:
             raise ValueError("an aggregate view needs an event_time")
         if self.aggregate is not None and (self.ttl or self.known_time):

@@ -1,6 +1,6 @@
 """Run a step that is not in the pipeline DAG (``cascade``, ``ab_analysis``) as its own job.
 
-``spark-submit jobs/ab_analysis.py --conf conf/flights.yaml [--set key=value ...]``
+``spark-submit jobs/ab_analysis.py --conf pipeline.yaml [--set key=value ...]``
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from lakeforge.results import StepResult
 def run_job(step: Callable[[SparkSession, LakeforgeConfig], StepResult], name: str, argv: list[str]) -> int:
     """Parse ``--conf``/``--set``, run `step` on a session built from the config; 2 on a LakeforgeError."""
     parser = argparse.ArgumentParser(prog=name, description=__doc__)
-    parser.add_argument("--conf", default="conf/flights.yaml", help="pipeline YAML (default: %(default)s)")
+    parser.add_argument("--conf", default="pipeline.yaml", help="pipeline YAML (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Metrics per slice value (e.g. per carrier) at a decision threshold, flagging slices worse than overall."""
+"""Metrics per slice value (e.g. per region) at a decision threshold, flagging slices worse than overall."""
 from __future__ import annotations
 
 import numpy as np

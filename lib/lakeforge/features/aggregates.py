@@ -16,9 +16,8 @@ Two forms, both point in time (a row never sees itself or a later row, ties incl
 from __future__ import annotations
 
 import re
-from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 EVENT_TIME = "event_time"
@@ -84,14 +83,9 @@ def as_of_points(rows: DataFrame, points: DataFrame, keys: list[str], metrics: d
     queries = (points.select(*keys, EVENT_TIME).where(F.col(EVENT_TIME).isNotNull()).distinct()
                .withColumn(_IS_EVENT, F.lit(False)))
     stacked = events.unionByName(queries, allowMissingColumns=True)
-    micros = "unix_micros(event_time)"
-    frame = (f"OVER (PARTITION BY {', '.join(f'`{k}`' for k in keys)} ORDER BY {micros} "
+    partition = f"PARTITION BY {', '.join(f'`{k}`' for k in keys)} " if keys else ""
+    frame = (f"OVER ({partition}ORDER BY unix_micros({EVENT_TIME}) "
              f"RANGE BETWEEN {window_seconds * 1_000_000} PRECEDING AND 1 PRECEDING)")
     measured = stacked.select(*keys, EVENT_TIME, _IS_EVENT, *[
         F.expr(f"{metric} FILTER (WHERE {_IS_EVENT}) {frame}").alias(name) for name, metric in metrics.items()])
     return measured.where(~F.col(_IS_EVENT)).select(*keys, EVENT_TIME, *metrics)
-
-
-def not_null(columns: list[str]) -> Column:
-    """All of `columns` are set."""
-    return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns])

@@ -1,5 +1,9 @@
 """Synthetic flights-like landing data at any scale, built on the executors.
 
+    python examples/flights/generate.py --rows 1000000 [--conf examples/flights/pipeline.yaml]
+        [--temp-shift 7=10,8=12] [--delay-shift 9=20]
+
+
 Same files and columns as nycflights13 (flights, hourly weather per origin, planes), generated
 with ``spark.range`` and seeded hashing, so N rows never touch the driver and the same seed gives
 the same files. A drift schedule shifts features and the delay rate by month, for exercising drift
@@ -7,7 +11,9 @@ monitoring and retraining at scale.
 """
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,3 +152,33 @@ def write_landing(spark: SparkSession, landing_dir: Path, rows: int, seed: int =
             .option("nullValue", "NA").csv(str(target))
         written[name] = target
     return written
+
+
+def _month_values(text: str) -> dict[int, float]:
+    try:
+        return {int(m): float(v) for m, v in (pair.split("=") for pair in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MONTH=VALUE,..., got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lakeforge.config import load_config
+    from lakeforge.pipeline import session_for
+
+    parser = argparse.ArgumentParser(description="write synthetic flights-like landing files of any size")
+    parser.add_argument("--conf", default=str(Path(__file__).with_name("pipeline.yaml")))
+    parser.add_argument("--rows", type=int, required=True, help="number of flights")
+    parser.add_argument("--temp-shift", type=_month_values, default={}, metavar="M=DEG,...",
+                        help="drift: degrees F added to temperature by month, e.g. 7=10,8=12")
+    parser.add_argument("--delay-shift", type=_month_values, default={}, metavar="M=MIN,...",
+                        help="drift: minutes added to delays by month")
+    args = parser.parse_args(argv)
+    config = load_config(args.conf)
+    written = write_landing(session_for(config), config.landing_dir, args.rows, config.seed,
+                            DriftSchedule(args.temp_shift, args.delay_shift))
+    print(f"wrote {args.rows} flights to {written['flights']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

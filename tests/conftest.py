@@ -37,3 +37,16 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     session = get_spark(config.spark, root / "warehouse")
     yield session
     session.stop()
+
+
+def months_of_2013(first: int, last: int) -> list[str]:
+    """The half-open window covering months `first`..`last` of 2013, as `windows.*` take it."""
+    end = f"2014-01-01" if last == 12 else f"2013-{last + 1:02d}-01"
+    return [f"2013-{first:02d}-01", end]
+
+
+def synthetic_time(months) -> "pd.Series":
+    """A timestamp in each row's month of 2013 (the 15th, noon): the dataset's `time` for synthetic rows."""
+    import pandas as pd
+
+    return pd.to_datetime({"year": 2013, "month": months, "day": 15, "hour": 12})

@@ -13,7 +13,7 @@ from lakeforge.pipeline import run_steps
 from lakeforge.tables import latest_version
 from lakeforge.tracking import configure_mlflow
 
-from conftest import flights_config
+from conftest import flights_config, months_of_2013
 
 KNOWN = ["ingest", "features", "train", "score"]
 
@@ -37,16 +37,16 @@ def test_cycles_unknown_steps_and_dependencies_are_named():
 
 
 def test_failed_run_resumes_at_the_failed_step_and_a_finished_run_changes_nothing(spark, tmp_path):
-    small = {"landing.months": [1], "model.params.max_iter": 10}
-    broken = flights_config(tmp_path, **small, **{"model.train_months": [6]})  # no June data landed
+    small = {"model.params.max_iter": 10}
+    broken = flights_config(tmp_path, months=[1], **small, **{"windows.train": months_of_2013(6, 6)})  # no June landed
     wanted = ["ingest", "features", "train"]
-    with pytest.raises(StepError, match="no rows for months"):
+    with pytest.raises(StepError, match=r"windows.train \[2013-06-01, 2013-07-01\) matches no rows"):
         run_steps(wanted, broken, spark=spark, run_id="r1", out=io.StringIO())
     state = RunState.load(tmp_path, "r1")
     assert [state.steps[s].status for s in wanted] == ["succeeded", "succeeded", "failed"]
     versions = {t: latest_version(spark, broken.table_path(t)) for t in ["bronze_flights", "flight_features"]}
 
-    fixed = flights_config(tmp_path, **small, **{"model.train_months": [1]})
+    fixed = flights_config(tmp_path, **small, **{"windows.train": months_of_2013(1, 1)})
     log = io.StringIO()
     results = run_steps(wanted, fixed, spark=spark, run_id="r1", out=log)
     assert "ingest: already done in run r1, skipped" in log.getvalue()

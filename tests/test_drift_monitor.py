@@ -19,14 +19,14 @@ from lakeforge.drift.trigger import EXIT_RETRAIN_NEEDED
 from lakeforge.pipeline import run_steps
 from lakeforge.tracking import configure_mlflow
 
-from conftest import FLIGHTS_CONF, flights_config
+from conftest import FLIGHTS_CONF, flights_config, months_of_2013, synthetic_time
 
 ROWS_PER_MONTH = 1500
 TEMPERATURE = {1: 40.0, 2: 40.0, 3: 70.0}
 OVERRIDES = {
     "model.numeric_features": ["temp", "distance"], "model.categorical_features": ["carrier"],
-    "model.text_features": [], "model.train_months": [1], "model.params.max_iter": 20,
-    "score.months": [2, 3], "monitor.trigger.drift_share": 0.3, "monitor.plot_features": 3,
+    "model.text_features": [], "windows.train": months_of_2013(1, 1), "model.params.max_iter": 20,
+    "windows.score": months_of_2013(2, 3), "monitor.trigger.drift_share": 0.3, "monitor.plot_features": 3,
 }
 
 
@@ -38,16 +38,18 @@ def feature_rows(month_1_temperature_shift: float = 0.0) -> pd.DataFrame:
         carrier = rng.choice(["AA", "B6", "UA"], ROWS_PER_MONTH)
         delayed = (rng.uniform(0, 1, ROWS_PER_MONTH) < 0.2 + 0.4 * (temp < 35) + 0.2 * (carrier == "B6")).astype(int)
         frames.append(pd.DataFrame({
-            "flight_id": [f"2013{month:02d}-{i:05d}" for i in range(ROWS_PER_MONTH)], "month": month,
-            "temp": temp, "distance": rng.gamma(4, 250, ROWS_PER_MONTH), "carrier": carrier, "delayed": delayed}))
-    return pd.concat(frames, ignore_index=True)
+            "key": [f"2013{month:02d}-{i:05d}" for i in range(ROWS_PER_MONTH)], "month": month,
+            "temp": temp, "distance": rng.gamma(4, 250, ROWS_PER_MONTH), "carrier": carrier, "label": delayed}))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["time"] = synthetic_time(rows["month"])
+    return rows
 
 
 @pytest.fixture(scope="module")
 def monitored(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
     config = flights_config(root, **OVERRIDES)
-    features_path = config.table_path(config.features.table)
+    features_path = config.table_path(config.dataset.table)
     spark.createDataFrame(feature_rows()).write.format("delta").partitionBy("month").save(features_path)
     run_steps(["train"], config, spark=spark)
     configure_mlflow(config)
@@ -70,11 +72,11 @@ def decisive(drift: pd.DataFrame, kind: str, window: str) -> dict[str, bool]:
     return dict(zip(rows["feature"], rows["drifted"]))
 
 
-def test_temperature_drifts_in_month_3_only(monitored):
+def test_temperature_drifts_in_march_only(monitored):
     _, _, drift, _ = monitored
-    assert decisive(drift, "feature", "month 02") == {"temp": False, "distance": False, "carrier": False}
-    assert decisive(drift, "feature", "month 03") == {"temp": True, "distance": False, "carrier": False}
-    methods = set(drift[(drift["feature"] == "temp") & (drift["window"] == "month 03")]["method"])
+    assert decisive(drift, "feature", "2013-02") == {"temp": False, "distance": False, "carrier": False}
+    assert decisive(drift, "feature", "2013-03") == {"temp": True, "distance": False, "carrier": False}
+    methods = set(drift[(drift["feature"] == "temp") & (drift["window"] == "2013-03")]["method"])
     assert methods == {"psi", "jensen_shannon", "chi2_pvalue", "ks", "wasserstein_normed"}
     assert set(drift["kind"]) == {"feature", "prediction", "skew"}
 
@@ -87,17 +89,17 @@ def test_skew_between_training_and_serving_features_is_reported(monitored):
 def test_prediction_drift_follows_the_temperature(monitored):
     _, _, drift, _ = monitored
     psi = drift[(drift["kind"] == "prediction") & (drift["method"] == "psi")].set_index("window")["value"]
-    assert psi["month 03"] > 0.2 > psi["month 02"]
+    assert psi["2013-03"] > 0.2 > psi["2013-02"]
 
 
 def test_live_auc_matches_scikit_learn_on_the_stored_predictions(spark, monitored):
     config, _, _, live = monitored
     predictions = spark.read.format("delta").load(config.table_path("predictions")).toPandas()
-    labelled = predictions.merge(feature_rows(25.0)[["flight_id", "month", "delayed"]], on="flight_id")
+    labelled = predictions.merge(feature_rows(25.0)[["key", "month", "label"]], on="key")
     by_window = live.set_index("window")
     for month, rows in labelled.groupby("month"):
-        assert by_window.loc[f"month {month:02d}", "auc"] == pytest.approx(roc_auc_score(rows["delayed"], rows["score"]))
-        assert by_window.loc[f"month {month:02d}", "rows"] == len(rows)
+        assert by_window.loc[f"2013-{month:02d}", "auc"] == pytest.approx(roc_auc_score(rows["label"], rows["score"]))
+        assert by_window.loc[f"2013-{month:02d}", "rows"] == len(rows)
 
 
 def test_trigger_fires_and_sets_the_exit_code(monitored):
@@ -105,7 +107,7 @@ def test_trigger_fires_and_sets_the_exit_code(monitored):
     assert exit_code == EXIT_RETRAIN_NEEDED
     run = mlflow.search_runs(filter_string="tags.`lakeforge.step` = 'monitor'", output_format="list")[0]
     assert run.data.tags["lakeforge.monitor.trigger"] == "fired"
-    assert "drifted feature share 0.33 >= 0.3 in month 03" in run.data.tags["lakeforge.monitor.reasons"]
+    assert "drifted feature share 0.33 >= 0.3 in 2013-03" in run.data.tags["lakeforge.monitor.reasons"]
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "monitor")]
     plot = Path(config.storage_root) / "monitor" / f"drift-{run.info.run_id}.png"
     assert artifacts == [f"monitor/{plot.name}"]

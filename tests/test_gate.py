@@ -12,17 +12,17 @@ from lakeforge.evaluation.gate import ModelEvaluation, decide
 from lakeforge import train
 from lakeforge.tracking import configure_mlflow
 
-from conftest import flights_config
+from conftest import flights_config, months_of_2013, synthetic_time
 
 SETTINGS = {"model.numeric_features": ["signal", "noise"], "model.categorical_features": ["carrier"],
             "model.text_features": [],
-            "model.train_months": [1], "model.params": {"max_iter": 30},
-            "evaluation.months": [2], "evaluation.objective.min_recall": 0.5,
+            "windows.train": months_of_2013(1, 1), "model.params": {"max_iter": 30},
+            "windows.evaluate": months_of_2013(2, 2), "evaluation.objective.min_recall": 0.5,
             "evaluation.slices.columns": ["carrier", "origin"], "evaluation.slices.min_rows": 100}
 
 
 def feature_rows(seed: int, shuffled_training_labels: bool, random_carrier: str | None = None) -> pd.DataFrame:
-    """Month 1 (training) and month 2 (held-out evaluation): `delayed` follows `signal`.
+    """Month 1 (training) and month 2 (held-out evaluation): `label` follows `signal`.
 
     With `shuffled_training_labels`, month 1's labels are permuted (a model learns nothing);
     `random_carrier`'s labels are coin flips in both months (no model can do well there).
@@ -30,20 +30,21 @@ def feature_rows(seed: int, shuffled_training_labels: bool, random_carrier: str 
     rng = np.random.default_rng(seed)
     rows = 2400
     frame = pd.DataFrame({
-        "flight_id": [f"f{i:05d}" for i in range(rows)],
+        "key": [f"f{i:05d}" for i in range(rows)],
         "month": np.repeat([1, 2], rows // 2),
         "carrier": rng.choice(["AA", "UA", "ZZ"], rows),
         "origin": rng.choice(["EWR", "JFK"], rows),
         "signal": rng.normal(size=rows),
         "noise": rng.normal(size=rows),
     })
-    frame["delayed"] = (frame["signal"] + 0.3 * rng.normal(size=rows) > 0.5).astype(int)
+    frame["time"] = synthetic_time(frame["month"])
+    frame["label"] = (frame["signal"] + 0.3 * rng.normal(size=rows) > 0.5).astype(int)
     if random_carrier is not None:
         coin = rng.binomial(1, 0.3, rows)
-        frame["delayed"] = np.where(frame["carrier"] == random_carrier, coin, frame["delayed"])
+        frame["label"] = np.where(frame["carrier"] == random_carrier, coin, frame["label"])
     if shuffled_training_labels:
         training = frame["month"] == 1
-        frame.loc[training, "delayed"] = rng.permutation(frame.loc[training, "delayed"].to_numpy())
+        frame.loc[training, "label"] = rng.permutation(frame.loc[training, "label"].to_numpy())
     return frame
 
 

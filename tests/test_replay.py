@@ -13,11 +13,10 @@ from lakeforge.reproducibility.manifest import load_manifest
 from lakeforge.reproducibility.replay import ReplayError, compare_metrics, compare_predictions, replay
 from lakeforge.tracking import REPLAY_OF_TAG, configure_mlflow
 
-from conftest import FLIGHTS_CONF, flights_config
+from conftest import FLIGHTS_CONF, flights_config, months_of_2013
 
 pytestmark = pytest.mark.e2e
-ONE_MONTH = {"landing.months": [1], "model.train_months": [1], "model.params.max_iter": 20,
-             "mlflow.experiment": "replay"}
+ONE_MONTH = {"windows.train": months_of_2013(1, 1), "model.params.max_iter": 20, "mlflow.experiment": "replay"}
 
 
 def runs_of(step: str) -> list:
@@ -32,13 +31,13 @@ def newest_in_history(spark, path: str) -> int:
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     """One month ingested, featurized and trained on; then late flights are appended to the feature table."""
-    config = flights_config(tmp_path_factory.mktemp("replay"), **ONE_MONTH)
+    config = flights_config(tmp_path_factory.mktemp("replay"), months=[1], **ONE_MONTH)
     run_steps(["ingest", "features", "train"], config, spark=spark)
     configure_mlflow(config)
-    history_at_train = {t: newest_in_history(spark, config.table_path(t)) for t in [config.features.table]}
-    features = config.table_path(config.features.table)
+    history_at_train = {t: newest_in_history(spark, config.table_path(t)) for t in [config.dataset.table]}
+    features = config.table_path(config.dataset.table)
     late = (spark.read.format("delta").load(features).where(F.col("day") <= 7)
-            .withColumn("flight_id", F.concat("flight_id", F.lit("-late"))))
+            .withColumn("key", F.concat("key", F.lit("-late"))))
     late.write.format("delta").mode("append").save(features)
     return config, runs_of("train")[0], history_at_train
 
@@ -46,7 +45,7 @@ def lake(spark, tmp_path_factory):
 def test_train_manifest_lists_the_feature_version_from_history(lake):
     config, first, history_at_train = lake
     inputs = load_manifest(first.info.run_id)["inputs"]
-    assert [(t["name"], t["version"]) for t in inputs] == [(config.features.table, history_at_train[config.features.table])]
+    assert [(t["name"], t["version"]) for t in inputs] == [(config.dataset.table, history_at_train[config.dataset.table])]
 
 
 def test_replay_after_new_data_gives_identical_metrics_and_predictions(spark, lake, capsys):
@@ -63,7 +62,7 @@ def test_replay_after_new_data_gives_identical_metrics_and_predictions(spark, la
     assert load_manifest(replayed.info.run_id)["inputs"] == load_manifest(first.info.run_id)["inputs"]
     pinned = load_manifest(first.info.run_id)["inputs"][0]
     rows = (train.model_input(spark.read.format("delta").option("versionAsOf", pinned["version"]).load(pinned["path"]),
-                              config.model, config.split.key).orderBy(config.split.key).toPandas())
+                              config.model, "key").orderBy("key").toPandas())
     columns = train.feature_columns(config.model)
     original, again = (mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model").predict_proba(rows[columns])
                        for run in (first, replayed))
@@ -77,9 +76,9 @@ def test_fresh_train_reads_the_new_version_and_replay_comparison_names_the_diffe
     config, first, history_at_train = lake
     train.run(spark, config)
     fresh = runs_of("train")[-1]
-    features = config.table_path(config.features.table)
+    features = config.table_path(config.dataset.table)
     assert load_manifest(fresh.info.run_id)["inputs"][0]["version"] == newest_in_history(spark, features)
-    assert newest_in_history(spark, features) > history_at_train[config.features.table]
+    assert newest_in_history(spark, features) > history_at_train[config.dataset.table]
     assert int(fresh.data.params["rows_fit"]) > int(first.data.params["rows_fit"])
     metric_differences = compare_metrics(first.data.metrics, fresh.data.metrics, tolerance=0.0)
     assert any(d.startswith("metric train_log_loss:") for d in metric_differences)

@@ -69,6 +69,11 @@ def score_cascade(df: DataFrame, model_uri: str, key: str, settings: ModelSettin
     return scored.select(key, "cascade.*")
 
 
+def with_stage_b_label(rows: DataFrame, expression: str) -> DataFrame:
+    """`rows` with the stage B label (`expression`, a SQL condition over the row) as 0/1."""
+    return rows.withColumn(STAGE_B, F.expr(expression).cast("int"))
+
+
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     """Train both stages on `windows.train`, register them as one pyfunc, score `windows.score`."""
     settings, key, label, cascade = config.model, KEY, LABEL, config.cascade
@@ -77,8 +82,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     with step_run(config, "cascade") as active:
         table = config.dataset.table
         features, version = read_pinned(spark, table, config.table_path(table))
-        training = in_window(features, config.windows.train).withColumn(
-            STAGE_B, F.expr(cascade.stage_b_label).cast("int"))
+        training = with_stage_b_label(in_window(features, config.windows.train), cascade.stage_b_label)
         rows = model_input(training, settings, key, label, STAGE_B)
         capped, sample_rate = capped_rows(rows, key, rows.count(), settings.max_train_rows, config.seed)
         frame = to_training_frame(capped, key)

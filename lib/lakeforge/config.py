@@ -320,7 +320,7 @@ class SparkMlSettings(_Section):
 
 
 class ModelSettings(_Section):
-    registered_name: str = Field(description="default: the project name")
+    registered_name: str | None = Field(None, description="default: the project name")
     alias: str = "champion"
     numeric_features: list[str]
     categorical_features: list[str] = Field(default_factory=list)
@@ -400,7 +400,7 @@ class CascadeSettings(_Section):
     """Two-stage model: stage A is the task's label; stage B, trained on the rows whose label is
     positive, predicts `stage_b_label` (a SQL expression over the dataset row)."""
 
-    registered_name: str = Field(description="default: <project>-cascade")
+    registered_name: str | None = Field(None, description="default: <project>-cascade")
     stage_b_label: SqlExpression | None = None
     threshold_a: float = Field(0.5, ge=0, le=1)
     threshold_b: float = Field(0.5, ge=0, le=1)

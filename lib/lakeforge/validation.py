@@ -32,15 +32,30 @@ def _bronze_schema(config: LakeforgeConfig, source: str) -> T.StructType:
     return T.StructType([T.StructField(name, T._parse_datatype_string(type_name)) for name, type_name in columns.items()])
 
 
+def _edits(a: str, b: str) -> int:
+    """Edit distance counting a swap of two neighbours as one edit (``tmep`` -> ``temp``: 1)."""
+    previous, row = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if previous is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, previous[j - 2] + 1)
+            current.append(cost)
+        previous, row = row, current
+    return row[-1]
+
+
 def _explain(error: Exception) -> str:
     """A one-line reason from Spark's analysis or parse error."""
     if isinstance(error, AnalysisException):
         condition = error.getCondition() or ""
         parameters = error.getMessageParameters() or {}
         if condition.startswith("UNRESOLVED_COLUMN"):
-            name = parameters.get("objectName", "?").replace("`", "'")
-            proposal = parameters.get("proposal", "").split(",")[0].strip().replace("`", "'")
-            return f"column {name} does not exist" + (f" (did you mean {proposal}?)" if proposal else "")
+            name = parameters.get("objectName", "?").strip("`")
+            proposals = [p.strip().strip("`") for p in parameters.get("proposal", "").split(",") if p.strip()]
+            closest = min(proposals, key=lambda p: _edits(name.lower(), p.lower()), default=None)
+            return f"column '{name}' does not exist" + (f" (did you mean '{closest}'?)" if closest else "")
         if condition.startswith("UNRESOLVED_ROUTINE"):
             return f"unknown function {parameters.get('routineName', '?').replace('`', chr(39))}"
     message = str(error).strip().splitlines()[0]

@@ -9,7 +9,7 @@ from lakeforge.errors import IngestError
 from lakeforge.ingest import commit_source, stage_source
 from lakeforge.tables import latest_version
 
-SOURCE = SourceSettings(files="planes/*.csv", columns={"tailnum": "string", "year": "int", "seats": "int"},
+SOURCE = SourceSettings(path="planes/*.csv", columns={"tailnum": "string", "year": "int", "seats": "int"},
                         max_rejected_fraction=0.5)
 GOOD = "tailnum,year,seats,extra\nN1,2004,55,x\nN2,NA,182,y\nN3,1998,,z\n"
 
@@ -22,7 +22,8 @@ def write(landing: Path, name: str, text: str) -> Path:
 
 
 def ingest(spark, landing: Path, tables: Path, source=SOURCE, batch_id="b1"):
-    staged = stage_source(spark, "planes", source, landing, batch_id, str(tables / "planes"), str(tables / "planes_quarantine"))
+    staged = stage_source(spark, "planes", source, str(landing / source.path), batch_id, str(tables / "planes"),
+                          str(tables / "planes_quarantine"))
     return commit_source(staged)
 
 
@@ -88,7 +89,7 @@ def test_no_files_is_an_error(spark, tmp_path):
 
 
 def test_values_the_csv_reader_cannot_type_are_typed_from_their_text_like_the_rest(spark, tmp_path):
-    source = SourceSettings(files="planes/*.csv", null_values=["", "NA", "NULL"],
+    source = SourceSettings(path="planes/*.csv", null_values=["", "NA", "NULL"],
                             columns={"tailnum": "string", "year": "int", "seen": "timestamp", "seats": "double"})
     write(tmp_path / "landing", "a.csv", "tailnum,year,seen,seats\n"
           "N1,2004,2013-01-01T05:00:00Z,55\n"  # the reader types this row itself

@@ -27,7 +27,7 @@ RULES = [
     {"rule": "allowed_values", "column": "engines", "values": [1, 2, 4], "severity": "warn"},
     {"rule": "completeness", "column": "seats", "min_ratio": 0.5},
 ]
-SOURCE = SourceSettings(files="planes/*.csv", columns={"tailnum": "string", "seats": "int", "engines": "int"},
+SOURCE = SourceSettings(path="planes/*.csv", columns={"tailnum": "string", "seats": "int", "engines": "int"},
                         max_rejected_fraction=1.0, quality=RULES)
 GOOD = "tailnum,seats,engines\nN1,100,2\nN2,,2\nN3,180,4\n"
 BAD = "tailnum,seats,engines\nN1,100,2\nX2,900,2\nN3,lots,3\n,50,1\n"
@@ -42,8 +42,8 @@ def write(landing: Path, name: str, text: str) -> Path:
 
 def test_rows_breaking_row_rules_are_quarantined_with_rule_names_and_reconciled(spark, tmp_path):
     path = write(tmp_path / "landing", "a.csv", BAD)
-    staged = ingest.stage_source(spark, "planes", SOURCE, tmp_path / "landing", "b1", str(tmp_path / "planes"),
-                                 str(tmp_path / "quarantine"))
+    staged = ingest.stage_source(spark, "planes", SOURCE, str(tmp_path / "landing" / SOURCE.path), "b1",
+                                 str(tmp_path / "planes"), str(tmp_path / "quarantine"))
     report = ingest.commit_source(staged)
     assert (report.rows_read, report.rows_written, report.rows_quarantined) == (4, 1, 3)
     quarantined = spark.read.format("delta").load(str(tmp_path / "quarantine")).select(
@@ -60,8 +60,8 @@ def _jobs_to_stage(spark, tmp_path, group: str):
     context = spark.sparkContext
     context.setJobGroup(group, "stage_source")
     try:
-        staged = ingest.stage_source(spark, "planes", SOURCE, tmp_path / "landing", "b1", str(tmp_path / "planes"),
-                                     str(tmp_path / "quarantine"))
+        staged = ingest.stage_source(spark, "planes", SOURCE, str(tmp_path / "landing" / SOURCE.path), "b1",
+                                     str(tmp_path / "planes"), str(tmp_path / "quarantine"))
     finally:
         context.setLocalProperty("spark.jobGroup.id", None)
     staged.abort()
@@ -88,13 +88,14 @@ def test_quarantined_rows_take_one_more_job_and_aborted_stages_leave_no_table(sp
     assert not DeltaTable.isDeltaTable(spark, str(tmp_path / "planes"))
 
 
-PLANES = {"files": "planes/*.csv", "columns": {"tailnum": "string", "seats": "int"}, "max_rejected_fraction": 0.5,
+PLANES = {"path": "planes/*.csv", "columns": {"tailnum": "string", "seats": "int"}, "max_rejected_fraction": 0.5,
           "quality": [{"rule": "unique", "columns": ["tailnum"]},
                       {"rule": "range", "column": "seats", "min": 1, "max": 1000, "severity": "warn"}]}
+ONLY = {"features": {}, "dataset.spine.source": "planes"}  # the config without the flights example's sources
 
 
 def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_table(spark, tmp_path, capsys):
-    config = flights_config(tmp_path, **{"landing.seed_dataset": None, "sources": {"planes": PLANES},
+    config = flights_config(tmp_path, **{**ONLY, "sources": {"planes": PLANES},
                                         "quality.run_time": "2013-12-31T00:00:00"})
     write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
     result = ingest.run(spark, config)
@@ -134,8 +135,8 @@ def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_tab
 
 
 def test_a_source_failing_while_others_stage_leaves_no_table_and_no_file(spark, tmp_path):
-    trips = {"files": "trips/*.csv", "columns": {"trip": "int", "tailnum": "string"}, "max_rejected_fraction": 0.1}
-    config = flights_config(tmp_path, **{"landing.seed_dataset": None, "sources": {"planes": PLANES, "trips": trips}})
+    trips = {"path": "trips/*.csv", "columns": {"trip": "int", "tailnum": "string"}, "max_rejected_fraction": 0.1}
+    config = flights_config(tmp_path, **{**ONLY, "sources": {"planes": PLANES, "trips": trips}})
     write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
     (config.landing_dir / "trips").mkdir()
     (config.landing_dir / "trips" / "t.csv").write_text("trip,tailnum\n1,N1\nx,N2\n")  # half the rows unparsable

@@ -80,7 +80,7 @@ def test_violation_ratio_below_max_ratio_passes(spark):
 
 def test_bad_rules_are_refused_with_their_path():
     base = {"storage_root": "/tmp/x", "model": {"numeric_features": []},
-            "sources": {"planes": {"files": "*.csv", "columns": {"tailnum": "string"}}}}
+            "sources": {"planes": {"path": "*.csv", "columns": {"tailnum": "string"}}}}
     for rule, message in [({"rule": "not_null", "column": "seats"}, r"unknown column\(s\) \['seats'\]"),
                           ({"rule": "range", "column": "tailnum"}, "needs min, max or both"),
                           ({"rule": "median", "column": "tailnum"}, r"sources\.planes\.quality\.0")]:

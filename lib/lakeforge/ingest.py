@@ -1,17 +1,20 @@
-"""Ingest landing CSV files into bronze Delta tables, quarantining bad rows with their reasons.
+"""Ingest landing sources into bronze Delta tables, quarantining bad rows with their reasons.
 
 Every value is cast to its configured type and checked against the source's row rules, and rows
 that fail go to ``<table>_quarantine`` with the reasons (unparsable values, names of the rules they
-broke) and their source file, never dropped. The job that writes the good rows reads the files
-typed by Spark's CSV reader and also computes the source's column metrics (observed while writing,
-see ``lakeforge.quality``), so a clean batch is read once; only a batch with bad rows is read a
-second time, as text, to quarantine them. The writes are staged (``lakeforge.staging``): nothing
-is committed until every source of the batch has passed its checks and no rule with severity
-``fail`` failed. Re-ingesting a batch id replaces that batch only.
+broke) and their source file, never dropped. Reading and typing each format is `lakeforge.sources`'
+job; this step stages, checks, commits and reports. The job that writes the good rows reads the
+files (CSV typed by Spark's reader) and also computes the source's column metrics (observed while
+writing, see ``lakeforge.quality``), so a clean batch is read once; only a batch with bad rows is
+read a second time, with every row's text, to quarantine them. The writes are staged
+(``lakeforge.staging``): nothing is committed until every source of the batch has passed its checks
+and no rule with severity ``fail`` failed. Re-ingesting a batch id replaces that batch only.
+
+Every bronze and quarantine row has a `_row_id`, from the batch id, its file and its position in
+the file: re-ingesting the same files gives the same ids.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import time
 from collections.abc import Iterator
@@ -19,30 +22,26 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import reduce
-from pathlib import Path
 from typing import Any
 
 import mlflow
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig, SourceSettings
 from lakeforge.errors import IngestError
-from lakeforge.landing import seed_landing
 from lakeforge.quality.metrics import METRICS_TABLE, append_metrics, flag_anomalies, log_to_mlflow
 from lakeforge.quality.report import console_table, summary, write_markdown
 from lakeforge.quality.rules import MetricResult, RuleContext
-from lakeforge.quality.runner import evaluate_scan, measure_shuffles, raise_on_failures, reason_columns, scan_aggregates
+from lakeforge.quality.runner import evaluate_scan, measure_shuffles, raise_on_failures, scan_aggregates
 from lakeforge.results import StepResult
+from lakeforge.sources import (QUARANTINE_SCHEMA, REASONS, ROW_ID, Location, SourceBatch, locate, pinned_splits,
+                               quarantine_rows, read)
 from lakeforge.staging import StagedBatch, stage_batch
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 
-CORRUPT = "_corrupt_record"
-REASONS = "_reasons"
-QUARANTINE_SCHEMA = f"_source_file string, _raw string, {REASONS} array<string>"
 MAX_REASONS_SHOWN = 10
 
 
@@ -82,141 +81,70 @@ class StagedSource:
         self.quarantined.abort()
 
 
-def default_batch_id(source: str, files: list[Path]) -> str:
-    """A batch id derived from the file names and sizes, so the same files map to the same batch."""
-    digest = hashlib.sha1()
-    for path in files:
-        digest.update(f"{path.name}:{path.stat().st_size};".encode())
-    return f"{source}-{digest.hexdigest()[:12]}"
+def default_batch_id(source: str, location: Location) -> str:
+    """A batch id derived from the file names and sizes (or the table version), so the same input maps
+    to the same batch."""
+    return f"{source}-{hashlib.sha1(location.fingerprint.encode()).hexdigest()[:12]}"
 
 
-def _landing_files(source_name: str, source: SourceSettings, landing_dir: Path) -> list[Path]:
-    files = sorted(p for p in landing_dir.glob(source.files) if p.is_file())
-    if not files:
-        raise IngestError(f"source '{source_name}': no files match {landing_dir / source.files}")
-    return files
+def _stage_good(spark: SparkSession, batch: SourceBatch, table_path: str,
+                tainted: dict[str, str]) -> tuple[StagedBatch, dict[str, Any]]:
+    """Write the good rows (uncommitted) in the job that also counts the rows and evaluates the scan rules."""
+    source = batch.source
+    observed = Observation(f"ingest-{batch.name}")
+    measured = read(spark, batch, typed=True, tainted=tainted).observe(
+        observed, F.count(F.lit(1)).alias("_read"), F.count_if("_bad").alias("_quarantined"),
+        F.collect_set(F.when(F.col("_taints_file"), F.col("_source_file"))).alias("_tainted"),
+        *scan_aggregates(source.quality, ~F.col("_bad")),
+    )
+    good = stage_batch(measured.where(~F.col("_bad")).select(*source.columns, "_source_file", ROW_ID), table_path,
+                       batch.batch_id)
+    return good, observed.get
 
 
-def _read_header(path: Path, source_name: str, source: SourceSettings) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    missing = [c for c in source.columns if c not in header]
-    if missing:
-        raise IngestError(
-            f"{path}: missing column(s) {', '.join(missing)} required by source '{source_name}' "
-            f"(header has: {', '.join(header) or 'nothing'})"
-        )
-    return header
-
-
-def _read_csv(spark: SparkSession, path: Path, header: list[str], source: SourceSettings, typed: bool) -> DataFrame:
-    """One landing file: the source's columns as text, or (`typed`) as Spark's CSV reader types them.
-
-    `_corrupt_record` holds the line of a row the reader could not split (or, typed, could not type).
-    A typed read also splits that line into text columns, `_line`, so the row can be typed like text.
-    """
-    def schema(as_text: bool) -> str:
-        types = [(c, "string" if as_text or c not in source.columns else source.columns[c]) for c in header]
-        fields = [*types, (CORRUPT, "string")]
-        return ", ".join(f"`{name.replace('`', '``')}` {type_name}" for name, type_name in fields)
-
-    reader = spark.read.schema(schema(not typed)).option("header", True).option("mode", "PERMISSIVE") \
-        .option("columnNameOfCorruptRecord", CORRUPT)
-    line = []
-    if typed:  # the reader's own null token; a typed column holding another one falls back to `_line`
-        reader = reader.option("nullValue", next((v for v in source.null_values if v), ""))
-        split = F.from_csv(F.col(CORRUPT), schema(True), {"columnNameOfCorruptRecord": CORRUPT})
-        text = F.struct(*[split.getField(c).alias(c) for c in [*source.columns, CORRUPT]])
-        line = [F.when(F.col(CORRUPT).isNotNull(), text).alias("_line")]  # built only for the rows needing it
-    return reader.csv(str(path)).select(*source.columns, CORRUPT, *line, F.lit(str(path)).alias("_source_file"))
-
-
-def _cast_text(value: Column, type_name: str, null_values: list[str]) -> tuple[Column, Column]:
-    """`value` (text) as `type_name`, null for the null tokens; and whether it could not be parsed."""
-    missing = value.isNull() | value.isin(null_values)
-    cast = F.when(missing, F.lit(None)).otherwise(value.try_cast(type_name))
-    return cast, ~missing & cast.isNull()
-
-
-def _parse(raw: DataFrame, source: SourceSettings) -> DataFrame:
-    """Type every column; `_bad` marks the rows to quarantine, `_malformed` and `_unparsable_<i>` say why.
-
-    A text read (`_read_csv`) is typed with ``try_cast``, keeping each row's text in `_raw`. A typed
-    read keeps the reader's values; rows it could not type are typed from their `_line` text the
-    same way, so both reads agree on every value and every bad row.
-    """
-    typed_read = "_line" in raw.columns
-    text = F.col("_line") if typed_read else F.struct(*[F.col(c) for c in [*source.columns, CORRUPT]])
-    read_by_csv = F.col(CORRUPT).isNull()
-    typed, flags = [], {"_malformed": text.getField(CORRUPT).isNotNull()}
-    for i, (name, type_name) in enumerate(source.columns.items()):
-        value, failed = _cast_text(text.getField(name), type_name, source.null_values)
-        if typed_read:
-            native = _cast_text(F.col(name), type_name, source.null_values)[0] if type_name == "string" else F.col(name)
-            value, failed = F.when(read_by_csv, native).otherwise(value), ~read_by_csv & failed
-        typed.append(value.alias(name))
-        flags[f"_unparsable_{i}"] = failed
-    parsed = raw.select(*typed, *[flag.alias(name) for name, flag in flags.items()], text.alias("_raw"), "_source_file")
-    # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
-    breaks = [F.col(name) for name in flags] + [rule.violation() for rule in source.quality if rule.scope == "row"]
-    return parsed.withColumn("_bad", reduce(lambda a, b: a | b, breaks))
-
-
-def _quarantine_rows(text_parsed: DataFrame, source: SourceSettings) -> DataFrame:
-    """The bad rows of a text read, with their text as JSON and their reasons: unparsable values, rules broken."""
-    reasons = [
-        F.when(F.col("_malformed"), F.lit("malformed row")),
-        *[F.when(F.col(f"_unparsable_{i}"), F.concat(F.lit(f"{name}: cannot parse '"), F.col(f"_raw.{name}"),
-                                                       F.lit(f"' as {type_name}")))
-          for i, (name, type_name) in enumerate(source.columns.items())],
-        *reason_columns(source.quality),
-    ]
-    return text_parsed.where("_bad").select("_source_file", F.to_json("_raw").alias("_raw"),
-                                            F.array_compact(F.array(*reasons)).alias(REASONS))
+def _taint_reasons(batch: SourceBatch, files: list[str]) -> dict[str, str]:
+    """The reason given to every row of `files`, whose rows cannot be trusted (a CSV quote left open)."""
+    return dict.fromkeys(files, f"file has an unbalanced quote, its rows may be split across lines "
+                                f"(set sources.{batch.name}.options.multiLine: true)")
 
 
 def stage_source(
-    spark: SparkSession, source_name: str, source: SourceSettings, landing_dir: Path, batch_id: str | None,
+    spark: SparkSession, source_name: str, source: SourceSettings, path: str, batch_id: str | None,
     table_path: str, quarantine_path: str,
 ) -> StagedSource:
-    """Parse, type-check, measure and write one source's landing files, committing nothing.
+    """Parse, type-check, measure and write one source's files (`path`: a glob, path or URI; for
+    format delta, the table), committing nothing.
 
-    One Spark job reads the files (typed by the CSV reader), evaluates every row and scan rule
-    (observed while writing) and writes the good rows; a second one, only if there are bad rows,
-    reads the files as text and writes those rows with their text and reasons.
+    One Spark job reads the files, evaluates every row and scan rule (observed while writing) and
+    writes the good rows; a second one, only if there are bad rows, reads every row's text and
+    writes those rows with their text and reasons. If a CSV file turns out to hold a quote left open
+    (a quoted field spanning lines, read without ``multiLine``), its rows are all quarantined: the
+    good rows are staged again without them.
     Raises, leaving both tables untouched, if more than `max_rejected_fraction` of the rows would be
     quarantined.
     """
-    files = _landing_files(source_name, source, landing_dir)
-    headers = {f: _read_header(f, source_name, source) for f in files}
-
-    def parse(typed: bool) -> DataFrame:
-        return _parse(reduce(DataFrame.unionByName, [_read_csv(spark, f, h, source, typed)
-                                                     for f, h in headers.items()]), source)
-
-    columns = list(source.columns)
-    parsed = parse(typed=True)
-    batch_id = batch_id or default_batch_id(source_name, files)
-    observed = Observation(f"ingest-{source_name}")
-    measured = parsed.observe(
-        observed, F.count(F.lit(1)).alias("_read"), F.count_if("_bad").alias("_quarantined"),
-        *scan_aggregates(source.quality, ~F.col("_bad")),
-    )
-    good = stage_batch(measured.where(~F.col("_bad")).select(*columns, "_source_file"), table_path, batch_id)
-    scan = observed.get
-    rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
-    try:  # whatever fails from here on, the good rows' staged files are deleted
-        bad_rows = (_quarantine_rows(parse(typed=False), source) if rows_quarantined
-                    else spark.createDataFrame([], QUARANTINE_SCHEMA))
-        if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
-            raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
-                                                  source.max_rejected_fraction))
-        quarantined = stage_batch(bad_rows, quarantine_path, batch_id, known_empty=rows_quarantined == 0)
-    except BaseException:
-        good.abort()
-        raise
-    staged = StagedSource(source_name, batch_id, tuple(str(f) for f in files), rows_read, rows_quarantined,
-                          scan, good, quarantined)
+    with pinned_splits(spark):
+        location = locate(spark, source_name, source, path)
+        batch = SourceBatch(source_name, source, location, batch_id or default_batch_id(source_name, location))
+        tainted: dict[str, str] = {}
+        good, scan = _stage_good(spark, batch, table_path, tainted)
+        if scan["_tainted"]:
+            good.abort()
+            tainted = _taint_reasons(batch, sorted(scan["_tainted"]))
+            good, scan = _stage_good(spark, batch, table_path, tainted)
+        rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
+        try:  # whatever fails from here on, the good rows' staged files are deleted
+            bad_rows = (quarantine_rows(read(spark, batch, typed=False, tainted=tainted), source) if rows_quarantined
+                        else spark.createDataFrame([], QUARANTINE_SCHEMA))
+            if rows_read and rows_quarantined / rows_read > source.max_rejected_fraction:
+                raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
+                                                      source.max_rejected_fraction))
+            quarantined = stage_batch(bad_rows, quarantine_path, batch.batch_id, known_empty=rows_quarantined == 0)
+        except BaseException:
+            good.abort()
+            raise
+    staged = StagedSource(source_name, batch.batch_id, location.paths, rows_read, rows_quarantined, scan, good,
+                          quarantined)
     if good.rows + quarantined.rows != rows_read:
         staged.abort()
         raise IngestError(
@@ -325,7 +253,7 @@ def _phase(seconds: dict[str, float], name: str) -> Iterator[None]:
 
 def _stage_and_report(spark: SparkSession, config: LakeforgeConfig, name: str, batch_id: str | None) -> StagedSource:
     started = time.perf_counter()
-    staged = stage_source(spark, name, config.sources[name], config.landing_dir, batch_id,
+    staged = stage_source(spark, name, config.sources[name], config.source_path(name), batch_id,
                           config.table_path(bronze_table(name)), config.table_path(quarantine_table(name)))
     print(f"[lakeforge] ingest: staged {name}: {staged.rows_read:,} rows read, {staged.rows_quarantined:,} to quarantine "
           f"({time.perf_counter() - started:.1f}s)", flush=True)
@@ -348,8 +276,6 @@ def _stage_all(spark: SparkSession, config: LakeforgeConfig, batch_id: str | Non
 
 def run(spark: SparkSession, config: LakeforgeConfig, batch_id: str | None = None) -> StepResult:
     """Ingest every configured source; all are staged and checked before any is committed."""
-    if config.landing.seed_dataset == "nycflights13":
-        seed_landing(config.landing_dir, config.landing.months)
     run_time = _run_time(config)
     metrics_path = config.table_path(METRICS_TABLE)
     seconds: dict[str, float] = {}

@@ -1,0 +1,122 @@
+"""The rows every reader returns, and what ingest derives from them: row ids, the `_bad` flag, quarantine rows.
+
+A reader's frame holds the source's columns typed, and:
+
+* `_raw`: a struct of each column's text (text formats) or stored value, for the quarantine table;
+* `_malformed`: why the row could not be read at all, or null; `_unparsable_<i>`: column i's value
+  could not be typed (the i-th of the source's columns);
+* `_taints_file`: the row shows its file cannot be split into rows safely (a CSV quote left open);
+* `_source_file`, and `_row_id`: ``<batch id>/<file key>/<position in the file>``.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakeforge.config import SourceSettings
+from lakeforge.quality.runner import reason_columns
+from lakeforge.sources.locate import Location
+
+__all__ = ["QUARANTINE_SCHEMA", "REASONS", "ROW_ID", "SPLIT_BYTES", "SourceBatch", "file_key", "flag_bad", "pinned_splits",
+           "quarantine_rows", "row_id"]
+
+ROW_ID = "_row_id"
+REASONS = "_reasons"
+QUARANTINE_SCHEMA = f"{ROW_ID} string, _source_file string, _raw string, {REASONS} array<string>"
+SPLIT_BYTES = 32 * 2**20
+_SPLIT_CONF = {"spark.sql.files.maxPartitionBytes": str(SPLIT_BYTES), "spark.sql.files.minPartitionNum": "1",
+               "spark.sql.files.maxPartitionNum": None}
+_pins = {"count": 0, "saved": {}}
+_pins_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """One batch of a source: its settings, where its rows are, and the batch id its row ids start with."""
+
+    name: str
+    source: SourceSettings
+    location: Location
+    batch_id: str
+
+    def option(self, key: str, default: str = "") -> str:
+        """A reader option as text, its key matched case-insensitively as Spark does."""
+        values = {k.lower(): v for k, v in self.source.options.items()}
+        value = values.get(key.lower(), default)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def file_key(path: str) -> str:
+    """A short stable key of a file's path, for row ids."""
+    return hashlib.sha1(path.encode()).hexdigest()[:16]
+
+
+def row_id(batch_id: str, file: Column | str, position: Column) -> Column:
+    """``<batch id>/<file key>/<position>``: the same file read again in the same batch gives the same ids."""
+    file = F.lit(f"{batch_id}/{file}/") if isinstance(file, str) else F.concat(F.lit(f"{batch_id}/"), file, F.lit("/"))
+    return F.concat(file, position.cast("string")).alias(ROW_ID)
+
+
+@contextmanager
+def pinned_splits(spark: SparkSession) -> Iterator[None]:
+    """Split landing files into partitions by size alone while ingest reads them.
+
+    A file's position ids (``monotonically_increasing_id`` within its own read) depend on how it is
+    split; Spark's default split size shrinks with the number of cores, so it is pinned to
+    `SPLIT_BYTES` with ``minPartitionNum`` 1 (and no ``maxPartitionNum``). Re-entrant across the
+    threads staging sources at once: the first entry sets the conf, the last exit restores it.
+    """
+    with _pins_lock:
+        if _pins["count"] == 0:
+            _pins["saved"] = {key: spark.conf.get(key, None) for key in _SPLIT_CONF}
+            for key, value in _SPLIT_CONF.items():
+                _set(spark, key, value)
+        _pins["count"] += 1
+    try:
+        yield
+    finally:
+        with _pins_lock:
+            _pins["count"] -= 1
+            if _pins["count"] == 0:
+                for key, value in _pins["saved"].items():
+                    _set(spark, key, value)
+
+
+def _set(spark: SparkSession, key: str, value: str | None) -> None:
+    if value is None:
+        spark.conf.unset(key)
+    else:
+        spark.conf.set(key, value)
+
+
+def flag_bad(rows: DataFrame, source: SourceSettings, tainted: dict[str, str]) -> DataFrame:
+    """`_bad`: the row is malformed, has an unparsable value or breaks a row rule. Every row of a
+    `tainted` file (file -> reason) is malformed with that reason, unless it has its own."""
+    if tainted:
+        in_tainted = F.col("_source_file").isin(list(tainted))
+        reason = F.element_at(F.create_map(*[F.lit(x) for item in tainted.items() for x in item]), F.col("_source_file"))
+        rows = rows.withColumn("_malformed", F.coalesce("_malformed", F.when(in_tainted, reason)))
+    # Built from the flags, not from the reason texts: the filter then stays cheap and compiled.
+    breaks = [F.col("_malformed").isNotNull(), *[F.col(f"_unparsable_{i}") for i in range(len(source.columns))],
+              *[rule.violation() for rule in source.quality if rule.scope == "row"]]
+    return rows.withColumn("_bad", reduce(lambda a, b: a | b, breaks))
+
+
+def quarantine_rows(rows: DataFrame, source: SourceSettings) -> DataFrame:
+    """The bad rows with their text as JSON and their reasons: malformed, unparsable values, rules broken."""
+    reasons = [
+        F.col("_malformed"),
+        *[F.when(F.col(f"_unparsable_{i}"), F.concat(F.lit(f"{name}: cannot parse '"), F.col(f"_raw.{name}").cast("string"),
+                                                       F.lit(f"' as {type_name}")))
+          for i, (name, type_name) in enumerate(source.column_types().items())],
+        *reason_columns(source.quality),
+    ]
+    return rows.where("_bad").select(ROW_ID, "_source_file", F.to_json("_raw").alias("_raw"),
+                                     F.array_compact(F.array(*reasons)).alias(REASONS))

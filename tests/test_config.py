@@ -1,3 +1,4 @@
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ def flights_dict() -> dict:
 
 def test_shipped_config_is_valid():
     config = load_config(FLIGHTS_CONF)
-    assert config.sources["flights"].columns["arr_delay"] == "double"
-    assert config.model.train_months == [1, 2, 3, 4, 5, 6]
+    assert config.sources["flights"].columns["arr_delay"].type == "double"
+    assert config.windows.train == (datetime(2013, 1, 1), datetime(2013, 7, 1))
+    assert config.model.registered_name == config.mlflow.experiment == config.project == "lakeforge-flights"
+    assert config.cascade.registered_name == "lakeforge-flights-cascade"
     assert config.tracking_uri.startswith("sqlite:///") and config.tracking_uri.endswith("lakehouse/mlflow.db")
 
 
@@ -41,17 +44,33 @@ def test_bad_column_type_is_named():
         parse_config(data)
 
 
-def test_bad_month_is_named():
+def test_bad_windows_and_durations_are_named():
     data = flights_dict()
-    data["score"]["months"] = [7, 13]
-    with pytest.raises(ConfigError, match=r"score\.months: .*between 1 and 12"):
+    data["windows"]["score"] = ["2014-01-01", "2013-07-01"]
+    data["features"]["weather_by_origin"]["ttl"] = "3 hours"
+    data["features"]["carrier_daily_delays"]["aggregate"]["every"] = "5d"
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert "windows.score: Value error, start 2014-01-01 00:00:00 must be before end 2013-07-01 00:00:00" in str(error.value)
+    assert "features.weather_by_origin.ttl: Value error, expected a duration such as" in str(error.value)
+    assert "features.carrier_daily_delays.aggregate: Value error, window 7d must be a whole number of every (5d)" in str(error.value)
+
+
+def test_timestamp_formats_and_names_are_checked():
+    data = flights_dict()
+    data["sources"]["flights"]["columns"]["dep_time"] = {"type": "int", "format": "epoch_seconds"}
+    with pytest.raises(ConfigError, match="sources.flights.columns.dep_time: Value error, format is for timestamp"):
+        parse_config(data)
+    data = flights_dict()
+    data["sources"]["bad/name"] = data["sources"]["planes"]
+    with pytest.raises(ConfigError, match=r"sources: Value error, source names must be identifiers .*\['bad/name'\]"):
         parse_config(data)
 
 
 def test_leaking_feature_is_refused():
     data = flights_dict()
-    data["model"]["numeric_features"].append("dep_delay")
-    with pytest.raises(ConfigError, match=r"dep_delay.*leak"):
+    data["model"]["numeric_features"] += ["dep_delay", "label"]
+    with pytest.raises(ConfigError, match=r"\['dep_delay', 'label'\].*leak"):
         parse_config(data)
 
 

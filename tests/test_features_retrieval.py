@@ -1,11 +1,11 @@
-"""Point-in-time retrieval over several feature tables: TTL per table, no leakage, late rows, pinning."""
+"""Point-in-time retrieval over several feature views: max age per view, no leakage, late rows, pinning."""
 import datetime as dt
 import re
 
 from chispa import assert_df_equality
 
-from lakeforge.config import FeatureDefinition, FeatureTableSettings
 from lakeforge.features.retrieval import point_in_time_join, within_time_bounds
+from lakeforge.features.views import ViewTable
 from lakeforge.tables import read_pinned
 
 
@@ -13,14 +13,9 @@ def ts(day: int, hour: int = 0) -> dt.datetime:
     return dt.datetime(2013, 1, day, hour)
 
 
-def table(keys, features, event_time=None, ttl_hours=None, known_time=None) -> FeatureTableSettings:
-    return FeatureTableSettings(owner="test", keys=keys, event_time=event_time, ttl_hours=ttl_hours, known_time=known_time,
-                                features={f: FeatureDefinition(type="double", description=f) for f in features})
-
-
-WEATHER = table(["origin"], ["temp"], event_time="obs_time", ttl_hours=2)
-RATES = table(["carrier"], ["rate"], event_time="day_start", ttl_hours=24, known_time="loaded_at")
-PLANES = table(["tailnum"], ["seats"])
+WEATHER = ViewTable("weather", ("origin",), 2 * 3600, False, ("temp",))
+RATES = ViewTable("rates", ("carrier",), 24 * 3600, True, ("rate",))
+PLANES = ViewTable("planes", ("tailnum",), None, False, ("seats",))
 SPINE_SCHEMA = "id string, origin string, carrier string, tailnum string, t timestamp, label int"
 
 
@@ -37,11 +32,11 @@ def feature_rows(spark):
     weather = spark.createDataFrame(
         [("EWR", ts(2, 9), 1.0), ("EWR", ts(2, 10), 2.0), ("EWR", ts(2, 12), 3.0), ("EWR", ts(2, 11), 4.0),
          ("EWR", ts(2, 16), 999.0)],  # a future row for every spine row: never visible
-        "origin string, obs_time timestamp, temp double")
+        "origin string, event_time timestamp, temp double")
     rates = spark.createDataFrame(
         [("UA", ts(2), ts(2), 0.1), ("UA", ts(3), ts(3), 0.3), ("UA", ts(4), ts(4), 999.0),
          ("AA", ts(1), ts(1), 0.5), ("AA", ts(2), ts(2, 6), 0.7)],
-        "carrier string, day_start timestamp, loaded_at timestamp, rate double")
+        "carrier string, event_time timestamp, known_time timestamp, rate double")
     planes = spark.createDataFrame([("N1", 150.0), ("N2", 200.0)], "tailnum string, seats double")
     return {"weather": (WEATHER, weather), "rates": (RATES, rates), "planes": (PLANES, planes)}
 
@@ -79,14 +74,14 @@ def test_time_bounds_are_pushed_down_to_the_delta_scan(spark, tmp_path):
     finally:
         spark.conf.unset("spark.sql.maxMetadataStringLength")
     pushed = re.search(r"PushedFilters: \[([^\]]*)\]", plan)
-    assert pushed and "GreaterThanOrEqual(obs_time" in pushed.group(1) and "LessThanOrEqual(obs_time" in pushed.group(1), plan
+    assert pushed and "GreaterThanOrEqual(event_time" in pushed.group(1) and "LessThanOrEqual(event_time" in pushed.group(1), plan
 
 
 def test_retrieval_from_a_pinned_version_ignores_rows_written_later(spark, tmp_path):
     path = str(tmp_path / "rates")
     tables = feature_rows(spark)
     tables["rates"][1].where("carrier = 'UA'").write.format("delta").save(path)
-    spark.createDataFrame([("UA", ts(3, 1), ts(3, 1), 0.9)], "carrier string, day_start timestamp, loaded_at timestamp, rate double") \
+    spark.createDataFrame([("UA", ts(3, 1), ts(3, 1), 0.9)], "carrier string, event_time timestamp, known_time timestamp, rate double") \
         .write.format("delta").mode("append").save(path)
 
     def rates_at(version):

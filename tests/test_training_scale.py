@@ -21,12 +21,12 @@ from lakeforge.reproducibility.replay import replay
 from lakeforge.split import hash_split
 from lakeforge.tracking import configure_mlflow
 
-from conftest import flights_config
+from conftest import flights_config, months_of_2013, synthetic_time
 
 ROWS_PER_MONTH = 400
 DESCRIPTIONS = ["boeing 737-824 turbo-fan", "embraer emb-145xr turbo-fan", "airbus a320-232 turbo-fan", None]
 SMALL = {"model.numeric_features": ["temp", "distance"], "model.categorical_features": ["carrier"],
-         "model.text_features": ["plane_description"], "model.train_months": [1], "score.months": [2],
+         "model.text_features": ["plane_description"], "windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2),
          "model.params": {"max_iter": 20}}
 GRID = {"model.search": {"grid": {"max_iter": [3, 40], "learning_rate": [0.02, 0.3]}, "metric": "auc"}}
 SPARK_ML = {"model.trainer": "spark_ml", "model.spark_ml": {"classifier": "gbt", "params": {"maxIter": 5}}}
@@ -43,11 +43,13 @@ def feature_rows() -> pd.DataFrame:
         embraer = np.array(["embraer" in (t or "") for t in text])
         late = 0.15 + 0.4 * (temp < 35) + 0.2 * (carrier == "B6") + 0.2 * embraer
         frames.append(pd.DataFrame({
-            "flight_id": [f"2013{month:02d}-{i:05d}" for i in range(ROWS_PER_MONTH)], "month": month, "temp": temp,
+            "key": [f"2013{month:02d}-{i:05d}" for i in range(ROWS_PER_MONTH)], "month": month, "temp": temp,
             "distance": rng.gamma(4, 250, ROWS_PER_MONTH), "carrier": carrier,
             "origin": rng.choice(["EWR", "JFK"], ROWS_PER_MONTH),
-            "plane_description": text, "delayed": (rng.uniform(0, 1, ROWS_PER_MONTH) < late).astype(int)}))
-    return pd.concat(frames, ignore_index=True)
+            "plane_description": text, "label": (rng.uniform(0, 1, ROWS_PER_MONTH) < late).astype(int)}))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["time"] = synthetic_time(rows["month"])
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def lake(spark, tmp_path_factory):
     """A private storage root holding the hand-made feature table."""
     root = tmp_path_factory.mktemp("training_scale")
     config = flights_config(root, **SMALL)
-    spark.createDataFrame(feature_rows()).write.format("delta").save(config.table_path(config.features.table))
+    spark.createDataFrame(feature_rows()).write.format("delta").save(config.table_path(config.dataset.table))
     return root
 
 
@@ -74,10 +76,10 @@ def last_run(step: str = "train") -> mlflow.entities.Run:
 
 def training_frame(spark, config) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit and validation rows of month 1, as the train step collects them."""
-    features = spark.read.format("delta").load(config.table_path(config.features.table)).where("month = 1")
-    rows = train.model_input(hash_split(features, "flight_id", config.split.validation_fraction, config.seed),
-                             config.model, "flight_id", "delayed", "is_validation")
-    frame = train.to_training_frame(rows, "flight_id")
+    features = spark.read.format("delta").load(config.table_path(config.dataset.table)).where("month = 1")
+    rows = train.model_input(hash_split(features, "key", config.split.validation_fraction, config.seed),
+                             config.model, "key", "label", "is_validation")
+    frame = train.to_training_frame(rows, "key")
     return frame[~frame["is_validation"]], frame[frame["is_validation"]]
 
 
@@ -101,7 +103,7 @@ def test_bad_trainer_or_search_config_names_the_key(tmp_path, overrides, message
 
 def test_unknown_spark_ml_parameter_names_the_key(spark):
     with pytest.raises(StepError, match=r"model.spark_ml.params: \['maxItre'\] are not GBTClassifier parameters"):
-        spark_ml.build_classifier(SparkMlSettings(params={"maxItre": 5}), "delayed", seed=1)
+        spark_ml.build_classifier(SparkMlSettings(params={"maxItre": 5}), "label", seed=1)
 
 
 # --- search ----------------------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_search_runs_every_trial_on_the_executors_and_picks_the_best(spark, lake
     assert list(table["max_iter"]) == [c["max_iter"] for c in candidates]
     assert list(table["learning_rate"]) == pytest.approx([c["learning_rate"] for c in candidates])
     rows = training_frame(spark, config)
-    on_driver = [train.trial_metrics(config.model, config.seed, "delayed", params, rows)
+    on_driver = [train.trial_metrics(config.model, config.seed, "label", params, rows)
                  for params in candidates]  # each trial refitted here gives what the executors reported
     aucs = [m["auc"] for m in on_driver]
     assert list(table["auc"]) == pytest.approx(aucs) and len(set(aucs)) > 1  # the grid matters on this data
@@ -157,13 +159,13 @@ def test_search_runs_every_trial_on_the_executors_and_picks_the_best(spark, lake
 @pytest.mark.parametrize("max_rows", [40, 200, 399])
 def test_sample_cap_bounds_the_collected_rows_deterministically(spark, lake, max_rows):
     config = flights_config(lake, **SMALL)
-    rows = spark.read.format("delta").load(config.table_path(config.features.table)).where("month = 1")
-    capped, rate = train.capped_rows(rows, "flight_id", ROWS_PER_MONTH, max_rows, seed=42)
-    collected = train.to_training_frame(capped, "flight_id")
+    rows = spark.read.format("delta").load(config.table_path(config.dataset.table)).where("month = 1")
+    capped, rate = train.capped_rows(rows, "key", ROWS_PER_MONTH, max_rows, seed=42)
+    collected = train.to_training_frame(capped, "key")
     assert max_rows / 2 < len(collected) <= max_rows and rate == max_rows / ROWS_PER_MONTH
-    assert list(train.to_training_frame(train.capped_rows(rows, "flight_id", ROWS_PER_MONTH, max_rows, seed=42)[0],
-                                         "flight_id")["flight_id"]) == list(collected["flight_id"])
-    uncapped, rate = train.capped_rows(rows, "flight_id", ROWS_PER_MONTH, ROWS_PER_MONTH, seed=42)
+    assert list(train.to_training_frame(train.capped_rows(rows, "key", ROWS_PER_MONTH, max_rows, seed=42)[0],
+                                         "key")["key"]) == list(collected["key"])
+    uncapped, rate = train.capped_rows(rows, "key", ROWS_PER_MONTH, ROWS_PER_MONTH, seed=42)
     assert uncapped is rows and rate == 1.0
 
 
@@ -191,16 +193,16 @@ def test_spark_ml_model_trains_registers_and_scores_through_the_same_steps(spark
 
     model = load_registered(champion, config.model)
     assert isinstance(model, SparkMlModel)
-    features = spark.read.format("delta").load(config.table_path(config.features.table))
+    features = spark.read.format("delta").load(config.table_path(config.dataset.table))
     month_2 = features.where("month = 2")
-    expected = (model.model.transform(train.model_input(month_2, config.model, "flight_id"))
-                .select("flight_id", vector_to_array("probability")[1].alias("score")))
-    assert_df_equality(model.scores(month_2, "flight_id"), expected, ignore_row_order=True, ignore_nullable=True)
+    expected = (model.model.transform(train.model_input(month_2, config.model, "key"))
+                .select("key", vector_to_array("probability")[1].alias("score")))
+    assert_df_equality(model.scores(month_2, "key"), expected, ignore_row_order=True, ignore_nullable=True)
 
     predictions = spark.read.format("delta").load(config.table_path(config.score.table))
     assert predictions.count() == ROWS_PER_MONTH
     assert predictions.where(F.col("score").isNull() | ~F.col("score").between(0, 1)).count() == 0
-    assert_df_equality(predictions.select("flight_id", "score"), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(predictions.select("key", "score"), expected, ignore_row_order=True, ignore_nullable=True)
     assert results["monitor"].details["live_auc"] > 0.6
 
     report = replay(spark, train_run.info.run_id)
@@ -214,11 +216,11 @@ def test_spark_ml_pipeline_handles_every_preprocessing_option(spark, lake):
         "model.numeric_features": ["temp", "distance", "month"],
         "model.preprocessing": {"categorical_encoding": "one_hot", "numeric_imputation": "mean", "scale_numeric": True,
                                 "bucketize": {"distance": 4}, "text_vectorizer": "tfidf", "text_dimensions": 8}})
-    features = spark.read.format("delta").load(config.table_path(config.features.table))
-    rows = train.model_input(features, config.model, "flight_id", "delayed")
-    model = spark_ml.fit(rows.where("flight_id < '201302'"), config.model, "delayed", config.seed)
-    unseen = rows.where("flight_id >= '201302'").withColumn("carrier", F.lit("ZZ")).withColumn("temp", F.lit(None))
-    scored = SparkMlModel(model, config.model).scores(unseen, "flight_id")
+    features = spark.read.format("delta").load(config.table_path(config.dataset.table))
+    rows = train.model_input(features, config.model, "key", "label")
+    model = spark_ml.fit(rows.where("key < '201302'"), config.model, "label", config.seed)
+    unseen = rows.where("key >= '201302'").withColumn("carrier", F.lit("ZZ")).withColumn("temp", F.lit(None))
+    scored = SparkMlModel(model, config.model).scores(unseen, "key")
     assert scored.count() == ROWS_PER_MONTH
     assert scored.where(F.col("score").isNull() | F.isnan("score") | ~F.col("score").between(0, 1)).count() == 0
 
@@ -226,7 +228,7 @@ def test_spark_ml_pipeline_handles_every_preprocessing_option(spark, lake):
 def test_gradient_boosting_bins_cover_every_indexed_category(spark, lake):
     config = flights_config(lake, **{**SMALL, **SPARK_ML, "model.text_features": [],
                                      "model.spark_ml": {"params": {"maxIter": 2}}})
-    features = spark.read.format("delta").load(config.table_path(config.features.table)).where("month = 1")
-    many = features.withColumn("carrier", F.concat(F.lit("c"), (F.crc32("flight_id") % 40).cast("string")))
-    model = spark_ml.fit(train.model_input(many, config.model, "flight_id", "delayed"), config.model, "delayed", 1)
+    features = spark.read.format("delta").load(config.table_path(config.dataset.table)).where("month = 1")
+    many = features.withColumn("carrier", F.concat(F.lit("c"), (F.crc32("key") % 40).cast("string")))
+    model = spark_ml.fit(train.model_input(many, config.model, "key", "label"), config.model, "label", 1)
     assert model.stages[-1].getMaxBins() == 41  # 40 carriers + the "keep" index for unseen and missing ones

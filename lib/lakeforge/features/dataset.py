@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakeforge.config import RESERVED_COLUMNS, DatasetSettings, TaskSettings
-from lakeforge.features.retrieval import point_in_time_join
+from lakeforge.features.retrieval import event_time_column, point_in_time_join
 from lakeforge.features.views import ViewTable
 
 KEY, TIME, LABEL = RESERVED_COLUMNS
@@ -41,7 +41,7 @@ def spine_rows(bronze: DataFrame, dataset: DatasetSettings, task: TaskSettings) 
 def build_dataset(spine: DataFrame, views: dict[str, tuple[ViewTable, DataFrame]],
                   dataset: DatasetSettings) -> DataFrame:
     """Join every view onto `spine` as of `time`, then add the derived columns in order and `_month`."""
-    joined = point_in_time_join(spine, views, spine_time=TIME)
+    joined = point_in_time_join(spine, views, spine_time=TIME).drop(*[event_time_column(name) for name in views])
     rows = joined.select(*spine.columns, *[c for c in joined.columns if c not in spine.columns])
     for name, expression in dataset.derived.items():
         rows = rows.withColumn(name, F.expr(expression))

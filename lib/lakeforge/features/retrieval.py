@@ -3,8 +3,8 @@
 For every spine row and every view with an event time, the match is the view's latest row with the
 same keys whose event time is at or before the spine time and at most the view's max age older
 (and already known then, if the view has a known time). Future rows never match. Static views are
-joined on their keys. Each view adds its features and a ``<view>_found`` flag (False: the features
-are null).
+joined on their keys. Each view adds its features, its matched event time as ``<view>_event_time``
+(views with an event time) and a ``<view>_found`` flag (False: the features are null).
 
 View rows are first limited to [earliest spine time - max age, latest spine time], a filter on the
 event-time column that Delta uses to skip files. Reading each view at a pinned version makes the
@@ -19,14 +19,14 @@ from lakeforge.asof import AsOfSide, asof_join
 from lakeforge.errors import StepError
 from lakeforge.features.views import EVENT_TIME, KNOWN_TIME, ViewTable
 
-__all__ = ["found_flag", "point_in_time_join"]
+__all__ = ["event_time_column", "found_flag", "point_in_time_join"]
 
 
 def found_flag(view: str) -> str:
     return f"{view}_found"
 
 
-def _event_time_column(view: str) -> str:
+def event_time_column(view: str) -> str:
     return f"{view}_event_time"
 
 
@@ -52,7 +52,7 @@ def point_in_time_join(spine: DataFrame, views: dict[str, tuple[ViewTable, DataF
     """Left-join each view's features onto `spine` as of `spine_time` (see module docstring).
 
     Views with the same keys are joined in one pass (`asof.asof_join`: one shuffle of the spine per
-    key set), static views last. The views' event times are not returned.
+    key set), static views last.
     """
     for name, (table, _) in views.items():
         missing = [k for k in table.keys if k not in spine.columns]
@@ -79,15 +79,14 @@ def point_in_time_join(spine: DataFrame, views: dict[str, tuple[ViewTable, DataF
             raise StepError(f"point-in-time join: feature view '{name}' columns {clash} already exist")
         joined = (joined.join(features, on=list(table.keys), how="left")
                   .withColumn(found_flag(name), F.coalesce(found_flag(name), F.lit(False))))
-    return joined.drop(*[_event_time_column(name) for name, (table, _) in views.items()
-                         if table.max_age_seconds is not None])
+    return joined
 
 
 def _as_of_side(table: ViewTable, rows: DataFrame) -> AsOfSide:
     """A view with an event time as one side of an as-of join: event time renamed, known time kept."""
     name = table.name
     known = [F.col(KNOWN_TIME).alias(f"_{name}_known_time")] if table.has_known_time else []
-    candidates = rows.select(*table.keys, F.col(EVENT_TIME).alias(_event_time_column(name)), *known,
+    candidates = rows.select(*table.keys, F.col(EVENT_TIME).alias(event_time_column(name)), *known,
                              *table.features)
-    return AsOfSide(candidates, time=_event_time_column(name), max_age_seconds=table.max_age_seconds,
+    return AsOfSide(candidates, time=event_time_column(name), max_age_seconds=table.max_age_seconds,
                     known_time=f"_{name}_known_time" if known else None, matched_flag=found_flag(name))

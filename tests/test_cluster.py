@@ -13,10 +13,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import FLIGHTS_CONF, REPO
+from conftest import FLIGHTS_CONF, REPO, months_of_2013, seed_landing
 
 pytestmark = pytest.mark.cluster
-SMALL = ["landing.months=[1, 2]", "model.train_months=[1]", "score.months=[2]", "model.params.max_iter=50"]
+SMALL = [f"windows.train={months_of_2013(1, 1)}", f"windows.score={months_of_2013(2, 2)}", "model.params.max_iter=50"]
 
 
 def free_port() -> int:
@@ -68,6 +68,7 @@ def tracking_server(tmp_path_factory):
 
 def test_pipeline_on_standalone_cluster_with_tracking_server(spark, cluster, tracking_server, tmp_path):
     master, master_ui = cluster
+    seed_landing(tmp_path / "landing", [1, 2])
     overrides = [f"storage_root={tmp_path}", f"mlflow.tracking_uri={tracking_server}", *SMALL]
     command = [str(Path(sys.executable).parent / "lakeforge"), "run", "all", "--submit", master,
                "--conf", str(FLIGHTS_CONF), "--run-id", "cluster-run"]

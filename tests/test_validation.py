@@ -68,3 +68,9 @@ def test_unknown_sources_and_views_are_refused_by_the_schema(tmp_path):
         flights_config(tmp_path, **{"dataset.spine.source": "trips"})
     with pytest.raises(ConfigError, match=r"features.w: source 'trips' is not a source"):
         flights_config(tmp_path, **{"features.w": {"source": "trips", "keys": ["k"], "select": {"a": "a"}}})
+
+
+def test_a_column_of_the_label_expression_may_not_be_a_feature(spark, tmp_path):
+    message = problems(spark, tmp_path, **{"task.leakage_columns": [],
+                                           "model.numeric_features": ["distance", "arr_delay"]})
+    assert "model.numeric_features: column 'arr_delay' is used by task.label ('arr_delay > 15')" in message

@@ -130,8 +130,14 @@ def _check_views(spark: SparkSession, config: LakeforgeConfig, spine: DataFrame,
             continue
         points = spine.select(*view.keys, F.col(TIME).alias(EVENT_TIME))
         rows = problems.check(f"{prefix}.{view.kind}", lambda view=view, name=name: view_rows(spark, name, view, frames, points))
-        if rows is not None:
-            provided[name] = [rows.schema[f] for f in view_table(name, view, rows).features]
+        if rows is None:
+            continue
+        table = view_table(name, view, rows)
+        missing = [c for c in table.columns if c not in rows.columns]
+        if missing:
+            problems.add(f"{prefix}.python", f"the function's rows lack column(s) {missing} (keys, event_time)")
+        else:
+            provided[name] = [rows.schema[f] for f in table.features]
     return provided
 
 
@@ -157,11 +163,15 @@ def _check_columns(config: LakeforgeConfig, spine: DataFrame, provided: dict[str
         columns = derived if derived is not None else columns.withColumn(name, F.lit(None))
     available = set(columns.columns) - set(RESERVED_COLUMNS)
     model = config.model
+    label_columns = {c for c in spine.columns if re.search(rf"\b{re.escape(c)}\b", config.task.label)}
     for key in ("categorical_features", "numeric_features", "text_features"):
         for column in getattr(model, key):
             if column not in available:
                 problems.add(f"model.{key}", f"column '{column}' is provided by nothing: no spine column, feature "
                                              f"view feature or dataset.derived column has that name")
+            elif column in label_columns:
+                problems.add(f"model.{key}", f"column '{column}' is used by task.label ({config.task.label!r}): "
+                                             f"a model feature may not leak the label")
     for column in config.evaluation.slices.columns:
         if column not in columns.columns:
             problems.add("evaluation.slices.columns", f"column '{column}' is not in the dataset")

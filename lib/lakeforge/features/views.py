@@ -75,9 +75,8 @@ def view_rows(spark: SparkSession, name: str, view: FeatureViewSettings, inputs:
         function = load_function(view.python, f"features.{name}.python")
         wanted = view.inputs if view.inputs is not None else [s for s in inputs if s != SPINE]
         rows = function({s: inputs[s] for s in wanted}, spark)
-        if view.event_time is not None:
-            rows = rows.withColumnRenamed(view.event_time, EVENT_TIME) if view.event_time != EVENT_TIME else rows
-        return rows
+        return rows.withColumnsRenamed({column: fixed for column, fixed in
+                                        ((view.event_time, EVENT_TIME), (view.known_time, KNOWN_TIME)) if column})
     source = inputs[view.source]
     timing = {EVENT_TIME: view.event_time, KNOWN_TIME: view.known_time}
     timing = {column: F.expr(text).cast("timestamp") for column, text in timing.items() if text}

@@ -27,8 +27,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakeforge.config import FeatureDefinition, FeatureTableSettings, SparkSettings
+from lakeforge.config import SparkSettings
 from lakeforge.features.retrieval import point_in_time_join
+from lakeforge.features.views import ViewTable
 from lakeforge.spark import get_spark
 
 TTL_HOURS = 24 * 7
@@ -51,9 +52,8 @@ def generate(spark: SparkSession, root: Path, rows: int, keys: int) -> None:
         table.write.format("delta").mode("overwrite").save(str(root / name))
 
 
-def declaration(name: str) -> FeatureTableSettings:
-    return FeatureTableSettings(owner="bench", keys=["key"], event_time="event_time", ttl_hours=TTL_HOURS,
-                                features={f"{name}_value": FeatureDefinition(type="double", description="random")})
+def declaration(name: str) -> ViewTable:
+    return ViewTable(name, ("key",), TTL_HOURS * 3600, False, (f"{name}_value",))
 
 
 def lakeforge_join(spine: DataFrame, tables: dict[str, DataFrame]) -> DataFrame:

@@ -6,7 +6,7 @@ import pytest
 from lakeforge.errors import ConfigError
 from lakeforge.validation import validate
 
-from conftest import flights_config
+from conftest import FLIGHTS_CONF, flights_config
 
 METRIC = "features.carrier_daily_delays.aggregate.metrics.carrier_delay_rate_7d"
 
@@ -74,3 +74,14 @@ def test_a_column_of_the_label_expression_may_not_be_a_feature(spark, tmp_path):
     message = problems(spark, tmp_path, **{"task.leakage_columns": [],
                                            "model.numeric_features": ["distance", "arr_delay"]})
     assert "model.numeric_features: column 'arr_delay' is used by task.label ('arr_delay > 15')" in message
+
+
+def test_lakeforge_validate_prints_the_problems_and_exits_2(spark, tmp_path, capsys):
+    from lakeforge.cli import main
+
+    base = ["validate", "--conf", str(FLIGHTS_CONF), "--set", f"storage_root={tmp_path}"]
+    assert main(base) == 0
+    assert "pipeline.yaml: valid (3 sources, 4 feature views)" in capsys.readouterr().out
+    assert main([*base, "--set", "dataset.derived.plane_age=year - plane_yaer"]) == 2
+    assert ("dataset.derived.plane_age: column 'plane_yaer' does not exist (did you mean 'plane_year'?)"
+            in capsys.readouterr().err)

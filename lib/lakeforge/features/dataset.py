@@ -29,11 +29,11 @@ def label_column(task: TaskSettings) -> F.Column:
 
 def spine_rows(bronze: DataFrame, dataset: DatasetSettings, task: TaskSettings) -> DataFrame:
     """The spine: filtered bronze rows with `key`, `time` and `label` first, then the source's columns
-    (lineage columns other than the row id left out)."""
+    (lineage columns left out: without `spine.key` the row id is the key)."""
     spine = dataset.spine
     rows = bronze.where(spine.where) if spine.where else bronze
     key = F.expr(spine.key).cast("string") if spine.key else F.col(ROW_ID)
-    kept = [c for c in bronze.columns if c not in RESERVED_COLUMNS and (not c.startswith("_") or c == ROW_ID)]
+    kept = [c for c in bronze.columns if c not in RESERVED_COLUMNS and not c.startswith("_")]
     return rows.select(key.alias(KEY), F.expr(spine.time).cast("timestamp").alias(TIME),
                        label_column(task).alias(LABEL), *kept)
 

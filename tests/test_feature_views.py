@@ -92,7 +92,7 @@ def test_select_view_rows_and_its_join_description(spark):
                                select={"temp_c": "round((temp - 32) / 1.8, 1)"})
     weather = spark.createDataFrame([("EWR", dt.datetime(2013, 1, 1, 5), 41.0), ("EWR", None, 50.0)],
                                     "origin string, time_hour timestamp, temp double")
-    rows = view_rows(spark, "w", view, {"weather": weather}, spine_points=None)
+    rows = view_rows(spark, "w", view, {"weather": weather})
     expected = spark.createDataFrame([("EWR", dt.datetime(2013, 1, 1, 5), 5.0)],
                                      "origin string, event_time timestamp, temp_c double")
     assert_df_equality(rows, expected, ignore_nullable=True)
@@ -115,6 +115,6 @@ def test_python_view_returns_keys_event_time_and_features(spark):
                                event_time="day_end", ttl="1d", inputs=["weather"])
     weather = spark.createDataFrame([("EWR", dt.datetime(2013, 1, 1, 5), 41.0), ("EWR", dt.datetime(2013, 1, 1, 9), 45.0)],
                                     "origin string, time_hour timestamp, temp double")
-    rows = view_rows(spark, "hot", view, {"weather": weather, "planes": None}, spine_points=None)
+    rows = view_rows(spark, "hot", view, {"weather": weather, "planes": None})
     assert [tuple(r) for r in rows.collect()] == [("EWR", dt.datetime(2013, 1, 2), 45.0)]
     assert view_table("hot", view, rows).features == ("max_temp",)

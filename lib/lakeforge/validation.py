@@ -17,9 +17,9 @@ from pyspark.sql import types as T
 
 from lakeforge.config import RESERVED_COLUMNS, LakeforgeConfig
 from lakeforge.errors import ConfigError
-from lakeforge.features.dataset import ROW_ID, TIME, label_column, spine_rows
+from lakeforge.features.dataset import ROW_ID, label_column, spine_rows
 from lakeforge.features.retrieval import found_flag
-from lakeforge.features.views import EVENT_TIME, SPINE, view_rows, view_table
+from lakeforge.features.views import SPINE, view_rows, view_table
 from lakeforge.staging import BATCH_COLUMN
 
 __all__ = ["validate"]
@@ -128,8 +128,7 @@ def _check_views(spark: SparkSession, config: LakeforgeConfig, spine: DataFrame,
                                    lambda text=text: source.groupBy().agg(F.expr(text + suffix)))
         if problems.errors:
             continue
-        points = spine.select(*view.keys, F.col(TIME).alias(EVENT_TIME))
-        rows = problems.check(f"{prefix}.{view.kind}", lambda view=view, name=name: view_rows(spark, name, view, frames, points))
+        rows = problems.check(f"{prefix}.{view.kind}", lambda view=view, name=name: view_rows(spark, name, view, frames))
         if rows is None:
             continue
         table = view_table(name, view, rows)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import mlflow
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig
-from lakeforge.features.dataset import PARTITION, TIME, build_dataset, spine_rows
+from lakeforge.features.dataset import PARTITION, build_dataset, spine_rows
 from lakeforge.features.store import materialize, record
-from lakeforge.features.views import EVENT_TIME, SPINE, view_rows, view_table
+from lakeforge.features.views import SPINE, view_rows, view_table
 from lakeforge.ingest import bronze_table
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
@@ -39,8 +38,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         frames[SPINE] = spine
         written, tables = [], {}
         for name, view in config.features.items():
-            points = spine.select(*view.keys, F.col(TIME).alias(EVENT_TIME))
-            rows = view_rows(spark, name, view, frames, points)
+            rows = view_rows(spark, name, view, frames)
             tables[name] = view_table(name, view, rows)
             written.append(materialize(spark, config, tables[name], rows))
         pinned = {t.name: (tables[t.name], read_pinned(spark, t.name, t.path, t.version)[0]) for t in written}

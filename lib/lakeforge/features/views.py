@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeforge.config import FeatureViewSettings, duration_seconds
+from lakeforge.config import RESERVED_COLUMNS, FeatureViewSettings, duration_seconds
 from lakeforge.errors import StepError
 from lakeforge.features.aggregates import EVENT_TIME, as_of_points, snapshots
 
 KNOWN_TIME = "known_time"
 SPINE = "spine"
+TIME = RESERVED_COLUMNS[1]  # the spine's time column
 
 __all__ = ["EVENT_TIME", "KNOWN_TIME", "SPINE", "ViewTable", "load_function", "view_rows", "view_table"]
 
@@ -67,10 +68,9 @@ def view_table(name: str, view: FeatureViewSettings, rows: DataFrame) -> ViewTab
                      view.known_time is not None, features)
 
 
-def view_rows(spark: SparkSession, name: str, view: FeatureViewSettings, inputs: dict[str, DataFrame],
-              spine_points: DataFrame) -> DataFrame:
-    """The rows of view `name` (see module docstring); `inputs` maps source names (and `spine`) to
-    frames, `spine_points` holds the spine's keys and `EVENT_TIME` (its time) for as-of aggregates."""
+def view_rows(spark: SparkSession, name: str, view: FeatureViewSettings, inputs: dict[str, DataFrame]) -> DataFrame:
+    """The rows of view `name` (see module docstring); `inputs` maps source names and `spine` (the
+    dataset's spine, whose keys and `time` are the query points of as-of aggregates) to frames."""
     if view.python is not None:
         function = load_function(view.python, f"features.{name}.python")
         wanted = view.inputs if view.inputs is not None else [s for s in inputs if s != SPINE]
@@ -89,4 +89,5 @@ def view_rows(spark: SparkSession, name: str, view: FeatureViewSettings, inputs:
     window = duration_seconds(aggregate.window)
     if aggregate.every:
         return snapshots(events, view.keys, aggregate.metrics, window, duration_seconds(aggregate.every))
-    return as_of_points(events, spine_points, view.keys, aggregate.metrics, window)
+    points = inputs[SPINE].select(*view.keys, F.col(TIME).alias(EVENT_TIME))
+    return as_of_points(events, points, view.keys, aggregate.metrics, window)

@@ -118,3 +118,18 @@ def test_python_view_returns_keys_event_time_and_features(spark):
     rows = view_rows(spark, "hot", view, {"weather": weather, "planes": None})
     assert [tuple(r) for r in rows.collect()] == [("EWR", dt.datetime(2013, 1, 2), 45.0)]
     assert view_table("hot", view, rows).features == ("max_temp",)
+
+
+def test_the_dataset_keeps_the_declared_spine_columns_and_derives_from_all(spark):
+    from lakeforge.config import DatasetSettings
+    from lakeforge.features.dataset import build_dataset
+
+    spine = spark.createDataFrame([("k1", EPOCH, 1, "a", 2.0, 3.0)],
+                                  "key string, time timestamp, label int, city string, x double, y double")
+    settings = DatasetSettings(spine={"source": "s", "time": "t"}, spine_columns=["city"],
+                               derived={"x_plus_y": "x + y"})
+    built = build_dataset(spine, {}, settings)
+    assert built.columns == ["key", "time", "label", "city", "x_plus_y", "_month"]
+    assert built.select("x_plus_y").head()[0] == 5.0
+    everything = build_dataset(spine, {}, settings.model_copy(update={"spine_columns": None}))
+    assert everything.columns == [*spine.columns, "x_plus_y", "_month"]

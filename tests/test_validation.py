@@ -85,3 +85,14 @@ def test_lakeforge_validate_prints_the_problems_and_exits_2(spark, tmp_path, cap
     assert main([*base, "--set", "dataset.derived.plane_age=year - plane_yaer"]) == 2
     assert ("dataset.derived.plane_age: column 'plane_yaer' does not exist (did you mean 'plane_year'?)"
             in capsys.readouterr().err)
+
+
+def test_spine_columns_the_dataset_drops_are_not_model_or_slice_columns(spark, tmp_path):
+    message = problems(spark, tmp_path, **{"dataset.spine_columns": ["carrier", "origin", "dest", "distnace"]})
+    assert "dataset.spine_columns: ['distnace'] are not columns of the spine" in message
+    # dropped columns still feed derived columns (day_of_week uses year, month, day) but not the model or slices
+    message = problems(spark, tmp_path, **{"dataset.spine_columns": ["carrier", "origin", "dest", "month"]})
+    assert "model.numeric_features: column 'distance' is provided by nothing: no spine column the dataset keeps" in message
+    assert "  dataset.derived." not in message
+    message = problems(spark, tmp_path, **{"dataset.spine_columns": ["carrier", "origin", "dest", "distance"]})
+    assert "evaluation.slices.columns: column 'month' is not in the dataset" in message

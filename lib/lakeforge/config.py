@@ -156,6 +156,9 @@ class DatasetSettings(_Section):
 
     table: str = "dataset"
     spine: SpineSettings
+    spine_columns: list[str] | None = Field(
+        None, description="the spine's columns the table keeps beside key, time and label (None: all); the "
+                          "others stay usable by feature views and derived columns, and are not written")
     derived: dict[str, SqlExpression] = Field(default_factory=dict, description="name -> SQL, in order")
 
     _names = field_validator("derived")(lambda derived: _check_names(derived, "derived column names"))

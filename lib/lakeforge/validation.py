@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from lakeforge.config import RESERVED_COLUMNS, LakeforgeConfig
 from lakeforge.errors import ConfigError
-from lakeforge.features.dataset import ROW_ID, label_column, spine_rows
+from lakeforge.features.dataset import ROW_ID, kept_spine_columns, label_column, spine_rows
 from lakeforge.features.retrieval import found_flag
 from lakeforge.features.views import SPINE, view_rows, view_table
 from lakeforge.staging import BATCH_COLUMN
@@ -160,14 +160,22 @@ def _check_columns(config: LakeforgeConfig, spine: DataFrame, provided: dict[str
             continue
         derived = problems.check(f"dataset.derived.{name}", lambda text=text: columns.withColumn(name, F.expr(text)))
         columns = derived if derived is not None else columns.withColumn(name, F.lit(None))
+    kept = config.dataset.spine_columns
+    if kept is not None:
+        unknown = [c for c in kept if c not in spine.columns]
+        if unknown:
+            problems.add("dataset.spine_columns", f"{unknown} are not columns of the spine ({', '.join(spine.columns)})")
+        dropped = set(spine.columns) - set(kept_spine_columns(spine.columns, config.dataset))
+        columns = columns.drop(*dropped)
     available = set(columns.columns) - set(RESERVED_COLUMNS)
     model = config.model
     label_columns = {c for c in spine.columns if re.search(rf"\b{re.escape(c)}\b", config.task.label)}
     for key in ("categorical_features", "numeric_features", "text_features"):
         for column in getattr(model, key):
             if column not in available:
-                problems.add(f"model.{key}", f"column '{column}' is provided by nothing: no spine column, feature "
-                                             f"view feature or dataset.derived column has that name")
+                problems.add(f"model.{key}", f"column '{column}' is provided by nothing: no spine column the dataset "
+                                             f"keeps (dataset.spine_columns), feature view feature or "
+                                             f"dataset.derived column has that name")
             elif column in label_columns:
                 problems.add(f"model.{key}", f"column '{column}' is used by task.label ({config.task.label!r}): "
                                              f"a model feature may not leak the label")

@@ -19,7 +19,7 @@ KEY, TIME, LABEL = RESERVED_COLUMNS
 ROW_ID = "_row_id"
 PARTITION = "_month"
 
-__all__ = ["KEY", "LABEL", "PARTITION", "ROW_ID", "TIME", "build_dataset", "label_column", "spine_rows"]
+__all__ = ["KEY", "LABEL", "PARTITION", "ROW_ID", "TIME", "build_dataset", "kept_spine_columns", "label_column", "spine_rows"]
 
 
 def label_column(task: TaskSettings) -> F.Column:
@@ -38,11 +38,20 @@ def spine_rows(bronze: DataFrame, dataset: DatasetSettings, task: TaskSettings) 
                        label_column(task).alias(LABEL), *kept)
 
 
+def kept_spine_columns(spine_columns: list[str], dataset: DatasetSettings) -> list[str]:
+    """The spine columns the table keeps: `key`, `time`, `label` and `dataset.spine_columns` (None: all)."""
+    if dataset.spine_columns is None:
+        return spine_columns
+    return [c for c in spine_columns if c in RESERVED_COLUMNS or c in dataset.spine_columns]
+
+
 def build_dataset(spine: DataFrame, views: dict[str, tuple[ViewTable, DataFrame]],
                   dataset: DatasetSettings) -> DataFrame:
-    """Join every view onto `spine` as of `time`, then add the derived columns in order and `_month`."""
+    """Join every view onto `spine` as of `time`, add the derived columns in order, keep the spine
+    columns of `dataset.spine_columns` (Spark prunes the others below the join) and add `_month`."""
     joined = point_in_time_join(spine, views, spine_time=TIME).drop(*[event_time_column(name) for name in views])
-    rows = joined.select(*spine.columns, *[c for c in joined.columns if c not in spine.columns])
     for name, expression in dataset.derived.items():
-        rows = rows.withColumn(name, F.expr(expression))
+        joined = joined.withColumn(name, F.expr(expression))
+    rows = joined.select(*kept_spine_columns(spine.columns, dataset),
+                         *[c for c in joined.columns if c not in spine.columns])
     return rows.withColumn(PARTITION, F.trunc(TIME, "month"))

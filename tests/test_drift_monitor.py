@@ -78,7 +78,13 @@ def test_temperature_drifts_in_march_only(monitored):
     assert decisive(drift, "feature", "2013-03") == {"temp": True, "distance": False, "carrier": False}
     methods = set(drift[(drift["feature"] == "temp") & (drift["window"] == "2013-03")]["method"])
     assert methods == {"psi", "jensen_shannon", "chi2_pvalue", "ks", "wasserstein_normed"}
-    assert set(drift["kind"]) == {"feature", "prediction", "skew"}
+    assert set(drift["kind"]) == {"feature", "prediction", "label", "skew"}
+
+
+def test_label_drift_follows_the_delay_rate(monitored):
+    _, _, drift, _ = monitored  # warm March: fewer delays (the delay rate falls from about 0.5 to 0.3)
+    assert decisive(drift, "label", "2013-02") == {"label": False}
+    assert decisive(drift, "label", "2013-03") == {"label": True}
 
 
 def test_skew_between_training_and_serving_features_is_reported(monitored):

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, precision_score, recall_score, roc_auc_score
 
 from lakeforge.config import CostMatrix, ObjectiveSettings, SliceSettings
-from lakeforge.evaluation.metrics import probability_metrics
 from lakeforge.evaluation.objectives import (choose_threshold, constraint_violations, expected_cost,
                                              score_histogram, threshold_sweep)
 from lakeforge.evaluation.slices import slice_metrics
+from lakeforge.tasks import task_for
 
 COSTS = CostMatrix(true_positive=-1.0, false_positive=1.0, false_negative=5.0, true_negative=0.0)
 BUCKETS = 100
@@ -81,18 +81,23 @@ def test_expected_cost_in_spark_equals_numpy(spark, frame):
     assert expected_cost(spark.createDataFrame(frame), threshold, COSTS) == pytest.approx(expected)
 
 
-def test_probability_metrics_match_scikit_learn(spark, frame):
-    metrics = probability_metrics(spark.createDataFrame(frame))
-    assert metrics["rows"] == len(frame)
-    # Spark's evaluator bins the ROC curve (numBins=1000), so its AUC is close, not exact
-    assert metrics["auc"] == pytest.approx(roc_auc_score(frame["label"], frame["score"]), abs=1e-4)
-    assert metrics["log_loss"] == pytest.approx(log_loss(frame["label"], np.clip(frame["score"], 1e-15, 1 - 1e-15)))
-    assert metrics["brier"] == pytest.approx(np.mean((frame["score"] - frame["label"]) ** 2))
+def test_binary_metrics_match_scikit_learn_in_spark_and_in_memory(spark, frame):
+    task = task_for("binary_classification", ObjectiveSettings(costs=COSTS))
+    tied = frame.assign(score=frame["score"].round(2))  # many ties: AUC counts them one half
+    for metrics in (task.spark_metrics(spark.createDataFrame(tied), threshold=0.5),
+                    task.frame_metrics(tied["label"], tied[["score"]], threshold=0.5)):
+        assert metrics["rows"] == len(frame)
+        assert metrics["auc"] == pytest.approx(roc_auc_score(tied["label"], tied["score"]), abs=1e-12)
+        assert metrics["pr_auc"] == pytest.approx(average_precision_score(tied["label"], tied["score"]), abs=1e-12)
+        assert metrics["log_loss"] == pytest.approx(log_loss(tied["label"], np.clip(tied["score"], 1e-15, 1 - 1e-15)))
+        assert metrics["brier"] == pytest.approx(np.mean((tied["score"] - tied["label"]) ** 2))
+        assert metrics["precision"] == pytest.approx(precision_score(tied["label"], tied["score"] >= 0.5))
+        assert metrics["recall"] == pytest.approx(recall_score(tied["label"], tied["score"] >= 0.5))
 
 
 def test_slices_flag_the_carrier_where_the_model_is_poor(spark, frame):
     settings = SliceSettings(columns=["carrier"], min_rows=100, metric="recall", max_gap=0.2)
-    slices = slice_metrics(spark.createDataFrame(frame), 0.5, COSTS, settings).set_index(["slice", "value"])
+    slices = binary_slices(spark, frame, settings).set_index(["slice", "value"])
     for carrier, rows in frame.groupby("carrier"):
         recall = ((rows["score"] >= 0.5) & (rows["label"] == 1)).sum() / (rows["label"] == 1).sum()
         assert slices.loc[("carrier", carrier), "rows"] == len(rows)
@@ -102,4 +107,9 @@ def test_slices_flag_the_carrier_where_the_model_is_poor(spark, frame):
 
 def test_small_slices_are_never_flagged(spark, frame):
     settings = SliceSettings(columns=["carrier"], min_rows=len(frame), metric="recall", max_gap=0.2)
-    assert not slice_metrics(spark.createDataFrame(frame), 0.5, COSTS, settings)["flagged"].any()
+    assert not binary_slices(spark, frame, settings)["flagged"].any()
+
+
+def binary_slices(spark, frame: pd.DataFrame, settings: SliceSettings) -> pd.DataFrame:
+    task = task_for("binary_classification", ObjectiveSettings(costs=COSTS))
+    return slice_metrics(spark.createDataFrame(frame), task.slice_aggregates(threshold=0.5), settings, "recall", True)

@@ -108,12 +108,12 @@ GATE = GateSettings(min_improvement=0.05)
 
 
 @pytest.mark.parametrize("challenger, champion, promote, reason", [
-    (ModelEvaluation("2", 0.50, 0.2), ModelEvaluation("1", 0.60, 0.3), True, "beats champion v1"),
-    (ModelEvaluation("2", 0.57, 0.2), ModelEvaluation("1", 0.60, 0.3), False, "by min_improvement 0.05"),
-    (ModelEvaluation("2", 0.40, 0.2, violations=("recall 0.4 < min_recall 0.8",)), None, False,
+    (ModelEvaluation("2", "expected_cost", 0.50), ModelEvaluation("1", "expected_cost", 0.60), True, "beats champion v1"),
+    (ModelEvaluation("2", "expected_cost", 0.57), ModelEvaluation("1", "expected_cost", 0.60), False, "by min_improvement 0.05"),
+    (ModelEvaluation("2", "expected_cost", 0.40, violations=("recall 0.4 < min_recall 0.8",)), None, False,
      "constraint violated: recall 0.4"),
-    (ModelEvaluation("2", 0.40, 0.2, flagged_slices=("carrier=ZZ (gap 0.3)",)), None, False, "carrier=ZZ"),
-    (ModelEvaluation("1", 0.40, 0.2), None, True, "no champion yet"),
+    (ModelEvaluation("2", "expected_cost", 0.40, flagged_slices=("carrier=ZZ (gap 0.3)",)), None, False, "carrier=ZZ"),
+    (ModelEvaluation("1", "expected_cost", 0.40), None, True, "no champion yet"),
 ])
 def test_gate_decision(challenger, champion, promote, reason):
     decision = decide(challenger, champion, GATE)
@@ -121,6 +121,13 @@ def test_gate_decision(challenger, champion, promote, reason):
     assert reason in decision.reason
 
 
+def test_a_greater_is_better_metric_promotes_the_higher_value():
+    champion = ModelEvaluation("1", "r2", 0.60, greater_is_better=True)
+    assert decide(ModelEvaluation("2", "r2", 0.70, greater_is_better=True), champion, GATE).promote
+    refused = decide(ModelEvaluation("2", "r2", 0.50, greater_is_better=True), champion, GATE)
+    assert not refused.promote and "r2 0.5000 does not beat champion v1 (0.6000)" in refused.reason
+
+
 def test_flagged_slices_can_be_allowed():
-    challenger = ModelEvaluation("2", 0.40, 0.2, flagged_slices=("carrier=ZZ (gap 0.3)",))
+    challenger = ModelEvaluation("2", "expected_cost", 0.40, flagged_slices=("carrier=ZZ (gap 0.3)",))
     assert decide(challenger, None, GateSettings(refuse_flagged_slices=False)).promote

@@ -13,12 +13,13 @@ from pyspark.sql import functions as F
 from pyspark.ml.functions import vector_to_array
 
 from lakeforge import search, spark_ml, train
-from lakeforge.config import SearchSettings, SparkMlSettings
-from lakeforge.errors import ConfigError, StepError
+from lakeforge.config import SearchSettings
+from lakeforge.errors import ConfigError
 from lakeforge.models import SparkMlModel, load_registered
 from lakeforge.pipeline import run_steps
 from lakeforge.reproducibility.replay import replay
 from lakeforge.split import hash_split
+from lakeforge.tasks import task_for
 from lakeforge.tracking import configure_mlflow
 
 from conftest import flights_config, months_of_2013, synthetic_time
@@ -29,7 +30,7 @@ SMALL = {"model.numeric_features": ["temp", "distance"], "model.categorical_feat
          "model.text_features": ["plane_description"], "windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2),
          "model.params": {"max_iter": 20}}
 GRID = {"model.search": {"grid": {"max_iter": [3, 40], "learning_rate": [0.02, 0.3]}, "metric": "auc"}}
-SPARK_ML = {"model.trainer": "spark_ml", "model.spark_ml": {"classifier": "gbt", "params": {"maxIter": 5}}}
+SPARK_ML = {"model.estimator": "pyspark.ml.classification.GBTClassifier", "model.params": {"maxIter": 5}}
 
 
 def feature_rows() -> pd.DataFrame:
@@ -86,24 +87,27 @@ def training_frame(spark, config) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --- configuration ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model.trainer": "xgboost"}, "model.trainer: Input should be 'sklearn' or 'spark_ml'"),
-    ({"model.search": {"grid": {"max_itre": [1, 2]}}}, "model.search.grid: Value error, ['max_itre'] are not"),
+    ({"model.estimator": "sklearn.ensemble.NoSuchClassifier"},
+     "model.estimator: cannot use 'sklearn.ensemble.NoSuchClassifier': AttributeError"),
+    ({"model.estimator": "sklearn.linear_model.LinearRegression"},
+     "model.estimator: LinearRegression is not a classifier, which task.type binary_classification needs"),
+    ({"model.estimator": "pyspark.ml.regression.GBTRegressor"},
+     "model.estimator: GBTRegressor is not a classifier, which task.type binary_classification needs"),
+    ({"model.params": {"max_itre": 3}}, "model.params: ['max_itre'] are not HistGradientBoostingClassifier parameters"),
+    ({**SPARK_ML, "model.params": {"maxItre": 5}}, "model.params: ['maxItre'] are not GBTClassifier parameters"),
+    ({"model.search": {"grid": {"max_itre": [1, 2]}}},
+     "model.search.grid: ['max_itre'] are not HistGradientBoostingClassifier parameters"),
     ({"model.search": {"grid": {"max_iter": []}}}, "model.search.grid: Value error, ['max_iter'] need at least one"),
-    ({"model.search": {"grid": {"max_iter": [1]}, "metric": "accuracy"}}, "model.search.metric: Input should be"),
+    ({"model.search": {"grid": {"max_iter": [1]}, "metric": "accuracy"}},
+     "model.search.metric: 'accuracy' is not a binary_classification metric"),
     ({"model.search": {"grid": {"max_iter": [1]}, "max_trials": 0}}, "model.search.max_trials: Input should be"),
-    ({**GRID, **SPARK_ML}, "model: Value error, search: hyperparameter search needs trainer 'sklearn'"),
-    ({"model.spark_ml": {"classifier": "svm"}}, "model.spark_ml.classifier: Input should be"),
+    ({**GRID, **SPARK_ML}, "model.search: hyperparameter search needs a scikit-learn estimator"),
     ({"model.max_train_rows": 0}, "model.max_train_rows: Input should be greater than or equal to 1"),
 ])
-def test_bad_trainer_or_search_config_names_the_key(tmp_path, overrides, message):
+def test_bad_estimator_or_search_config_names_the_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as error:
         flights_config(tmp_path, **overrides)
     assert message in str(error.value)
-
-
-def test_unknown_spark_ml_parameter_names_the_key(spark):
-    with pytest.raises(StepError, match=r"model.spark_ml.params: \['maxItre'\] are not GBTClassifier parameters"):
-        spark_ml.build_classifier(SparkMlSettings(params={"maxItre": 5}), "label", seed=1)
 
 
 # --- search ----------------------------------------------------------------------------------------------------
@@ -123,8 +127,8 @@ def test_best_trial_maximises_auc_minimises_log_loss_and_breaks_ties_by_trial():
     results = pd.DataFrame({"trial": [0, 1, 2], "params": ["{}"] * 3,
                             "metrics": [{"auc": 0.7, "log_loss": 0.5}, {"auc": 0.8, "log_loss": 0.6},
                                         {"auc": 0.8, "log_loss": 0.5}]})
-    assert search.best_trial(results, "auc") == 1
-    assert search.best_trial(results, "log_loss") == 0
+    assert search.best_trial(results, "auc", greater_is_better=True) == 1
+    assert search.best_trial(results, "log_loss", greater_is_better=False) == 0
 
 
 def test_search_runs_every_trial_on_the_executors_and_picks_the_best(spark, lake):
@@ -136,7 +140,7 @@ def test_search_runs_every_trial_on_the_executors_and_picks_the_best(spark, lake
     assert list(table["max_iter"]) == [c["max_iter"] for c in candidates]
     assert list(table["learning_rate"]) == pytest.approx([c["learning_rate"] for c in candidates])
     rows = training_frame(spark, config)
-    on_driver = [train.trial_metrics(config.model, config.seed, "label", params, rows)
+    on_driver = [train.trial_metrics(config, params, rows)
                  for params in candidates]  # each trial refitted here gives what the executors reported
     aucs = [m["auc"] for m in on_driver]
     assert list(table["auc"]) == pytest.approx(aucs) and len(set(aucs)) > 1  # the grid matters on this data
@@ -187,17 +191,18 @@ def test_spark_ml_model_trains_registers_and_scores_through_the_same_steps(spark
     champion = client.get_model_version_by_alias(config.model.registered_name, config.model.alias)
     train_run = mlflow.get_run(champion.tags["train_run_id"])
     assert "spark" in mlflow.models.get_model_info(f"models:/{champion.name}/{champion.version}").flavors
-    assert train_run.data.params["model"] == "GBTClassifier" and train_run.data.params["maxIter"] == "5"
+    assert train_run.data.params["estimator"] == "pyspark.ml.classification.GBTClassifier"
+    assert train_run.data.params["maxIter"] == "5"
     assert 0.6 < train_run.data.metrics["val_auc"] <= 1.0
     assert float(champion.tags["decision_threshold"]) == results["evaluate"].details["threshold"]
 
-    model = load_registered(champion, config.model)
+    model = load_registered(champion, config.model, config.task.type)
     assert isinstance(model, SparkMlModel)
     features = spark.read.format("delta").load(config.table_path(config.dataset.table))
     month_2 = features.where("month = 2")
     expected = (model.model.transform(train.model_input(month_2, config.model, "key"))
                 .select("key", vector_to_array("probability")[1].alias("score")))
-    assert_df_equality(model.scores(month_2, "key"), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(model.predict(month_2, "key"), expected, ignore_row_order=True, ignore_nullable=True)
 
     predictions = spark.read.format("delta").load(config.table_path(config.score.table))
     assert predictions.count() == ROWS_PER_MONTH
@@ -211,24 +216,22 @@ def test_spark_ml_model_trains_registers_and_scores_through_the_same_steps(spark
 
 def test_spark_ml_pipeline_handles_every_preprocessing_option(spark, lake):
     config = flights_config(lake, **{
-        **SMALL, "model.trainer": "spark_ml",
-        "model.spark_ml": {"classifier": "logistic_regression", "params": {"maxIter": 20}},
+        **SMALL, "model.estimator": "pyspark.ml.classification.LogisticRegression", "model.params": {"maxIter": 20},
         "model.numeric_features": ["temp", "distance", "month"],
         "model.preprocessing": {"categorical_encoding": "one_hot", "numeric_imputation": "mean", "scale_numeric": True,
                                 "bucketize": {"distance": 4}, "text_vectorizer": "tfidf", "text_dimensions": 8}})
     features = spark.read.format("delta").load(config.table_path(config.dataset.table))
     rows = train.model_input(features, config.model, "key", "label")
-    model = spark_ml.fit(rows.where("key < '201302'"), config.model, "label", config.seed)
+    model = spark_ml.fit(rows.where("key < '201302'"), config)
     unseen = rows.where("key >= '201302'").withColumn("carrier", F.lit("ZZ")).withColumn("temp", F.lit(None))
-    scored = SparkMlModel(model, config.model).scores(unseen, "key")
+    scored = SparkMlModel(model, config.model, task_for(config.task.type)).predict(unseen, "key")
     assert scored.count() == ROWS_PER_MONTH
     assert scored.where(F.col("score").isNull() | F.isnan("score") | ~F.col("score").between(0, 1)).count() == 0
 
 
 def test_gradient_boosting_bins_cover_every_indexed_category(spark, lake):
-    config = flights_config(lake, **{**SMALL, **SPARK_ML, "model.text_features": [],
-                                     "model.spark_ml": {"params": {"maxIter": 2}}})
+    config = flights_config(lake, **{**SMALL, **SPARK_ML, "model.text_features": [], "model.params": {"maxIter": 2}})
     features = spark.read.format("delta").load(config.table_path(config.dataset.table)).where("month = 1")
     many = features.withColumn("carrier", F.concat(F.lit("c"), (F.crc32("key") % 40).cast("string")))
-    model = spark_ml.fit(train.model_input(many, config.model, "key", "label"), config.model, "label", 1)
+    model = spark_ml.fit(train.model_input(many, config.model, "key", "label"), config)
     assert model.stages[-1].getMaxBins() == 41  # 40 carriers + the "keep" index for unseen and missing ones

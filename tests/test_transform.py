@@ -9,9 +9,12 @@ import pytest
 from chispa import assert_df_equality
 
 from lakeforge.config import ModelSettings
-from lakeforge.models import predict_scores
+from lakeforge.modeling.logging import log_tabular_model
+from lakeforge.modeling.portable import TabularModel
+from lakeforge.models import predict_outputs
+from lakeforge.tasks import task_for
 from lakeforge.tracking import configure_mlflow
-from lakeforge.train import build_model, feature_columns, model_input, to_training_frame
+from lakeforge.train import build_pipeline, feature_columns, model_input, to_training_frame
 
 from conftest import flights_config
 
@@ -43,7 +46,8 @@ def flights(spark):
 
 def fitted(flights, model_settings):
     frame = to_training_frame(model_input(flights, model_settings, "flight_id", "delayed"), "flight_id")
-    return build_model(model_settings, seed=1).fit(frame[feature_columns(model_settings)], frame["delayed"]), frame
+    pipeline = build_pipeline(model_settings, "sklearn.ensemble.HistGradientBoostingClassifier", seed=1)
+    return pipeline.fit(frame[feature_columns(model_settings)], frame["delayed"]), frame
 
 
 def vectors_in_scoring_path(flights, preprocessor, model_settings) -> pd.DataFrame:
@@ -66,10 +70,11 @@ def test_training_and_scoring_paths_give_identical_vectors_and_scores(spark, fli
     try:
         served = vectors_in_scoring_path(flights, model[:-1], model_settings)
         configure_mlflow(flights_config(tmp_path))
+        columns = feature_columns(model_settings)
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
-        loaded = mlflow.sklearn.load_model(info.model_uri)
-        scores = predict_scores(flights, loaded, "flight_id", model_settings)
+            info = log_tabular_model(TabularModel(model, "binary_classification", columns), frame[columns].head(5), None)
+        loaded = mlflow.pyfunc.load_model(info.model_uri).unwrap_python_model()
+        scores = predict_outputs(flights, loaded, "flight_id", model_settings, task_for("binary_classification"))
         assert_df_equality(scores, spark.createDataFrame(pd.DataFrame({
             "flight_id": frame["flight_id"], "score": model.predict_proba(frame[feature_columns(model_settings)])[:, 1]})),
             ignore_row_order=True, ignore_nullable=True)

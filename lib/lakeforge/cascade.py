@@ -7,21 +7,23 @@ scored together on the executors, so they cannot drift apart.
 from __future__ import annotations
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from sklearn.pipeline import Pipeline
 
 from lakeforge.config import LakeforgeConfig, ModelSettings
+from lakeforge.modeling.estimator import estimator_class, is_spark_ml
+from lakeforge.modeling.logging import requirements
+from lakeforge.modeling.portable import CascadeModel
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.results import StepResult
+from lakeforge.tasks.catalog import DEFAULT_ESTIMATOR
 from lakeforge.score import merge_predictions
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
-from lakeforge.train import build_model, capped_rows, feature_columns, model_input, to_training_frame
+from lakeforge.train import build_pipeline, capped_rows, feature_columns, model_input, to_training_frame
 from lakeforge.windows import in_window, no_rows
 
 STAGE_B = "stage_b_label"
@@ -29,35 +31,16 @@ OUTPUT_SCHEMA = "stage_a_score double, stage_b_score double, outcome int"
 OUTCOMES = {0: "negative", 1: "positive", 2: "positive, stage B positive"}
 
 
-class CascadeModel(mlflow.pyfunc.PythonModel):
-    """Outcome 0 when stage A's score is below `threshold_a`, else 2 if stage B's score reaches `threshold_b`, else 1."""
-
-    def __init__(self, stage_a: Pipeline, stage_b: Pipeline, columns: list[str], threshold_a: float, threshold_b: float):
-        self.stage_a, self.stage_b, self.columns = stage_a, stage_b, columns
-        self.threshold_a, self.threshold_b = threshold_a, threshold_b
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        features = model_input[self.columns]
-        stage_a_score = self.stage_a.predict_proba(features)[:, 1]
-        flagged = stage_a_score >= self.threshold_a
-        stage_b_score = np.full(len(features), np.nan)
-        if flagged.any():
-            stage_b_score[flagged] = self.stage_b.predict_proba(features[flagged])[:, 1]
-        outcome = np.where(~flagged, 0, np.where(stage_b_score >= self.threshold_b, 2, 1))
-        return pd.DataFrame({"stage_a_score": stage_a_score, "stage_b_score": stage_b_score,
-                             "outcome": outcome.astype("int32")})
-
-
-def fit_cascade(frame: pd.DataFrame, settings: ModelSettings, label: str, seed: int,
-                threshold_a: float, threshold_b: float) -> CascadeModel:
+def fit_cascade(frame: pd.DataFrame, settings: ModelSettings, label: str, seed: int, threshold_a: float,
+                threshold_b: float, estimator: str = DEFAULT_ESTIMATOR["binary_classification"]) -> CascadeModel:
     """Stage A on every row for `label`; stage B on the rows where `label` is 1, for the stage B label."""
     columns = feature_columns(settings)
     positive = frame[frame[label] == 1]
     if positive[STAGE_B].nunique() < 2:
         raise StepError(f"cascade: stage B needs positive rows with both values of cascade.stage_b_label, "
                         f"got {len(positive)} rows")
-    stage_a = build_model(settings, seed).fit(frame[columns], frame[label])
-    stage_b = build_model(settings, seed).fit(positive[columns], positive[STAGE_B])
+    stage_a = build_pipeline(settings, estimator, seed).fit(frame[columns], frame[label])
+    stage_b = build_pipeline(settings, estimator, seed).fit(positive[columns], positive[STAGE_B])
     return CascadeModel(stage_a, stage_b, columns, threshold_a, threshold_b)
 
 
@@ -79,6 +62,8 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     settings, key, label, cascade = config.model, KEY, LABEL, config.cascade
     if cascade.stage_b_label is None:
         raise StepError("cascade: cascade.stage_b_label is not set (a SQL expression over the dataset row)")
+    if is_spark_ml(estimator_class(config.estimator)):
+        raise StepError(f"cascade: its stages are scikit-learn models; model.estimator is {config.estimator}")
     with step_run(config, "cascade") as active:
         table = config.dataset.table
         features, version = read_pinned(spark, table, config.table_path(table))
@@ -88,7 +73,8 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         frame = to_training_frame(capped, key)
         if frame.empty:
             raise no_rows("cascade", "train", config.windows.train, f"{table} v{version.version}")
-        model = fit_cascade(frame, settings, label, config.seed, cascade.threshold_a, cascade.threshold_b)
+        model = fit_cascade(frame, settings, label, config.seed, cascade.threshold_a, cascade.threshold_b,
+                            config.estimator)
         log_tables([version], "input")
         mlflow.log_params({"stage_a": config.task.label, "stage_b": cascade.stage_b_label,
                            "threshold_a": cascade.threshold_a, "threshold_b": cascade.threshold_b,
@@ -96,7 +82,8 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                            "train_sample_rate": sample_rate})
         sample = frame[model.columns].head(50)
         info = mlflow.pyfunc.log_model(name="cascade", python_model=model, registered_model_name=cascade.registered_name,
-                                       signature=infer_signature(sample, model.predict(None, sample)))
+                                       signature=infer_signature(sample, model.predict(None, sample)),
+                                       pip_requirements=requirements())
         model_version = str(info.registered_model_version)
         batch = in_window(features, config.windows.score)
         predictions = (score_cascade(batch, info.model_uri, key, settings)

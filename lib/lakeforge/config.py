@@ -165,9 +165,10 @@ class DatasetSettings(_Section):
 
 
 class TaskSettings(_Section):
-    """What is predicted: `label` is a SQL expression over the spine row (true/false or 0/1 for binary)."""
+    """What is predicted: `label` is a SQL expression over the spine row: true/false or 0/1 (binary),
+    a class (multiclass, stored as text) or a number (regression)."""
 
-    type: Literal["binary_classification"] = "binary_classification"
+    type: Literal["binary_classification", "multiclass_classification", "regression"] = "binary_classification"
     label: SqlExpression
     leakage_columns: list[str] = Field(default_factory=list, description="columns known only after the fact")
 
@@ -290,36 +291,25 @@ ParamValue = int | float | str | None
 
 
 class SearchSettings(_Section):
-    """Hyperparameter search of the sklearn trainer: grid combinations fitted in parallel on the executors.
+    """Hyperparameter search (scikit-learn estimators): grid combinations fitted in parallel on the executors.
 
     Every combination of `grid` (on top of `model.params`) is a trial; with `max_trials`, that many
-    combinations drawn with the seed. The best validation `metric` wins (ties: the first trial).
+    combinations drawn with the seed. The best validation `metric` (a metric of the task, in its
+    direction) wins (ties: the first trial). Grid names are checked against the estimator's parameters.
     """
 
-    grid: dict[str, list[ParamValue]] = Field(min_length=1, description="classifier parameter -> values to try")
-    metric: Literal["auc", "log_loss"] = "auc"
+    grid: dict[str, list[ParamValue]] = Field(min_length=1, description="estimator parameter -> values to try")
+    metric: str | None = Field(None, description="a metric of the task; default: its primary metric, "
+                                                 "or auc for binary classification")
     max_trials: int | None = Field(None, ge=1)
 
     @field_validator("grid")
     @classmethod
-    def _known_parameters(cls, grid: dict[str, list[ParamValue]]) -> dict[str, list[ParamValue]]:
-        from sklearn.ensemble import HistGradientBoostingClassifier  # the sklearn trainer's classifier
-
-        settable = set(HistGradientBoostingClassifier().get_params()) - {"categorical_features", "random_state"}
-        unknown = sorted(set(grid) - settable)
-        if unknown:
-            raise ValueError(f"{unknown} are not HistGradientBoostingClassifier parameters")
+    def _values_given(cls, grid: dict[str, list[ParamValue]]) -> dict[str, list[ParamValue]]:
         empty = sorted(name for name, values in grid.items() if not values)
         if empty:
             raise ValueError(f"{empty} need at least one value")
         return grid
-
-
-class SparkMlSettings(_Section):
-    """The `spark_ml` trainer's classifier and its pyspark.ml parameters (e.g. maxIter, maxDepth, regParam)."""
-
-    classifier: Literal["gbt", "logistic_regression"] = "gbt"
-    params: dict[str, ParamValue] = Field(default_factory=dict)
 
 
 class ModelSettings(_Section):
@@ -329,11 +319,11 @@ class ModelSettings(_Section):
     categorical_features: list[str] = Field(default_factory=list)
     text_features: list[str] = Field(default_factory=list)
     preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
-    params: dict[str, ParamValue] = Field(default_factory=dict)
-    trainer: Literal["sklearn", "spark_ml"] = Field("sklearn", description="sklearn: collected; spark_ml: distributed")
-    search: SearchSettings | None = Field(None, description="hyperparameter search (sklearn trainer); None: off")
-    max_train_rows: int = Field(2_000_000, ge=1, description="sklearn trainer: above this, a seeded hash sample")
-    spark_ml: SparkMlSettings = Field(default_factory=SparkMlSettings)
+    estimator: str | None = Field(None, description="dotted path of a scikit-learn compatible class or a pyspark.ml "
+                                                    "one; default: HistGradientBoostingClassifier/Regressor")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="the estimator's parameters")
+    search: SearchSettings | None = Field(None, description="hyperparameter search (scikit-learn); None: off")
+    max_train_rows: int = Field(2_000_000, ge=1, description="scikit-learn: above this, a seeded hash sample")
 
     @model_validator(mode="after")
     def _bucketize_numeric_only(self) -> "ModelSettings":
@@ -342,11 +332,6 @@ class ModelSettings(_Section):
             raise ValueError(f"preprocessing.bucketize: {unknown} are not numeric_features")
         return self
 
-    @model_validator(mode="after")
-    def _search_with_sklearn(self) -> "ModelSettings":
-        if self.search is not None and self.trainer != "sklearn":
-            raise ValueError(f"search: hyperparameter search needs trainer 'sklearn', not {self.trainer!r}")
-        return self
 
 
 class ScoreSettings(_Section):
@@ -365,10 +350,22 @@ class CostMatrix(_Section):
     true_negative: float = 0.0
 
 
+class UnitCosts(_Section):
+    """Regression: cost per unit of under- and over-prediction (e.g. a lost sale vs stock left over)."""
+
+    under: float = Field(ge=0)
+    over: float = Field(ge=0)
+
+
 class ObjectiveSettings(_Section):
-    """Primary objective: minimise expected cost per row, subject to the constraints."""
+    """What a decision costs. Binary: the cost matrix, with the threshold that minimises it subject
+    to the constraints; multiclass: `class_costs` (true class -> predicted class -> cost; unlisted
+    pairs cost 0 when right, 1 when wrong), which also picks the predicted class; regression:
+    `unit_costs` of under- and over-prediction."""
 
     costs: CostMatrix = Field(default_factory=CostMatrix)
+    class_costs: dict[str, dict[str, float]] | None = None
+    unit_costs: UnitCosts | None = None
     min_recall: float | None = Field(None, ge=0, le=1)
     max_positive_rate: float | None = Field(None, ge=0, le=1, description="budget: share of rows flagged")
     score_buckets: int = Field(1000, ge=10, le=100_000, description="threshold resolution: 1/score_buckets")
@@ -379,12 +376,13 @@ class SliceSettings(_Section):
 
     columns: list[str] = Field(default_factory=list, description="dataset columns to slice by")
     min_rows: int = Field(200, ge=1)
-    metric: Literal["recall", "precision", "expected_cost"] = "recall"
+    metric: str | None = Field(None, description="a metric of the task (default: recall, accuracy or rmse)")
     max_gap: float = Field(0.2, ge=0)
 
 
 class GateSettings(_Section):
-    """Champion/challenger: promote when the cost per row drops by `min_improvement` and nothing is violated."""
+    """Champion/challenger: promote when the primary metric improves by `min_improvement` (in its
+    direction) and nothing is violated."""
 
     challenger_alias: str = "challenger"
     min_improvement: float = Field(0.0, ge=0)
@@ -394,6 +392,8 @@ class GateSettings(_Section):
 class EvaluationSettings(_Section):
     """How the challenger is judged on `windows.evaluate` (or the validation split of `windows.train`)."""
 
+    primary_metric: str | None = Field(None, description="the gate's metric; default: expected_cost (binary, or "
+                                                         "with costs), else log_loss (multiclass), rmse (regression)")
     objective: ObjectiveSettings = Field(default_factory=ObjectiveSettings)
     slices: SliceSettings = Field(default_factory=SliceSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
@@ -460,18 +460,22 @@ class DriftThresholds(_Section):
 
 
 class RetrainTrigger(_Section):
-    """When to retrain: the latest window's drifted-feature share, or live AUC breaches in recent windows."""
+    """When to retrain: the latest window's drifted-feature share, or a live metric of the task worse
+    than `worse_than` (in the metric's direction) in `breaches` of the last `lookback` windows."""
 
     drift_share: float | None = Field(0.5, gt=0, le=1)
-    min_auc: float | None = Field(0.65, gt=0, lt=1)
-    auc_breaches: int = Field(2, ge=1)
-    auc_lookback: int = Field(5, ge=1)
+    metric: str | None = Field(None, description="a metric of the task, e.g. auc or rmse; None: no metric rule")
+    worse_than: float | None = None
+    breaches: int = Field(2, ge=1)
+    lookback: int = Field(5, ge=1)
     retrain: bool = Field(False, description="run the train step when the trigger fires")
 
     @model_validator(mode="after")
     def _breaches_fit_lookback(self) -> "RetrainTrigger":
-        if self.auc_breaches > self.auc_lookback:
-            raise ValueError(f"auc_breaches ({self.auc_breaches}) exceeds auc_lookback ({self.auc_lookback})")
+        if self.breaches > self.lookback:
+            raise ValueError(f"breaches ({self.breaches}) exceeds lookback ({self.lookback})")
+        if (self.metric is None) != (self.worse_than is None):
+            raise ValueError("metric and worse_than go together")
         return self
 
 
@@ -562,6 +566,55 @@ class LakeforgeConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _task_fits(self) -> "LakeforgeConfig":
+        """The estimator, its parameters and every metric name suit `task.type`."""
+        from lakeforge.modeling.estimator import estimator_problems
+        from lakeforge.tasks.catalog import greater_is_better
+
+        task = self.task.type
+        search = self.model.search
+        problems = estimator_problems(task, self.estimator, self.model.params, search.grid if search else {})
+        metrics = {"evaluation.primary_metric": self.evaluation.primary_metric,
+                   "evaluation.slices.metric": self.evaluation.slices.metric,
+                   "model.search.metric": search.metric if search else None,
+                   "monitor.trigger.metric": self.monitor.trigger.metric}
+        for key, metric in metrics.items():
+            try:
+                if metric is not None:
+                    greater_is_better(task, metric)
+            except ValueError as error:
+                problems[key] = str(error)
+        objective = self.evaluation.objective
+        for key, value, needs in (("class_costs", objective.class_costs, "multiclass_classification"),
+                                  ("unit_costs", objective.unit_costs, "regression")):
+            if value is not None and task != needs:
+                problems[f"evaluation.objective.{key}"] = f"applies to task.type {needs}, not {task}"
+        if self.cascade.stage_b_label is not None and task != "binary_classification":
+            problems["cascade.stage_b_label"] = f"the cascade's stage A is binary; task.type is {task}"
+        if problems:
+            raise ValueError("\n  ".join(f"{key}: {message}" for key, message in problems.items()))
+        return self
+
+    @property
+    def estimator(self) -> str:
+        """`model.estimator`, or the task's default."""
+        from lakeforge.tasks.catalog import DEFAULT_ESTIMATOR
+
+        return self.model.estimator or DEFAULT_ESTIMATOR[self.task.type]
+
+    @property
+    def primary_metric(self) -> str:
+        """The gate's metric: `evaluation.primary_metric`, else expected cost where costs are set, else the task's."""
+        from lakeforge.tasks.catalog import DEFAULT_PRIMARY_METRIC
+
+        objective = self.evaluation.objective
+        if self.evaluation.primary_metric:
+            return self.evaluation.primary_metric
+        if objective.class_costs or objective.unit_costs:
+            return "expected_cost"
+        return DEFAULT_PRIMARY_METRIC[self.task.type]
+
+    @model_validator(mode="after")
     def _no_leakage(self) -> "LakeforgeConfig":
         features = self.model.numeric_features + self.model.categorical_features + self.model.text_features
         leaked = sorted(set(features) & set(self.task.leakage_columns) | set(RESERVED_COLUMNS) & set(features))
@@ -628,7 +681,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> LakeforgeCon
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "<root>"
+            key = ".".join(str(p) for p in err["loc"])
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"  {key}: {message}")
+            # whole-config checks name their keys themselves
+            problems.append(f"  {key}: {message}" if key else f"  {message.removeprefix('Value error, ')}")
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(problems)) from None

@@ -1,20 +1,32 @@
-"""Distributed batch scoring with the registered model, merged idempotently into a Delta table."""
+"""Distributed batch scoring with the registered model, merged idempotently into a Delta table.
+
+The score run logs the task's metrics on the rows that have a label (`test_*`) and the same metrics
+of the naive model fitted on the training window's labels (`baseline_test_*`: the training positive
+rate, the class shares with the majority class, or the mean).
+
+The predictions table holds `key`, the task's outputs (binary: `score` = P(positive), `decision` at
+the model's `decision_threshold`; multiclass: `prediction`, `probabilities`; regression:
+`prediction`), the model name and version, the dataset table and version read, the score run and time.
+"""
 from __future__ import annotations
+
+import math
 
 import mlflow
 from delta.tables import DeltaTable
-from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
+from lakeforge.tasks import task_for
+from lakeforge.tasks.catalog import HEADLINE_METRIC
 from lakeforge.models import load_registered
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
-from lakeforge.train import DECISION_THRESHOLD_TAG
+from lakeforge.train import decision_of
 from lakeforge.windows import describe, in_window, no_rows
 
 PREDICTION_KEYS = ["model_name", "model_version"]
@@ -43,8 +55,9 @@ def _rows_merged(commit_metrics: dict[str, str]) -> int:
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
-    """Score `windows.score` with the model behind the configured alias."""
-    settings, key, label = config.model, KEY, LABEL
+    """Score `windows.score` with the model behind the configured alias; its metrics on the rows with a label."""
+    settings, key = config.model, KEY
+    task = task_for(config.task.type)
     with step_run(config, "score") as active:
         client = mlflow.MlflowClient()
         try:
@@ -52,23 +65,16 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         except mlflow.exceptions.MlflowException as exc:
             raise StepError(f"score: no model '{settings.registered_name}' with alias '{settings.alias}'; "
                             f"run the train step first ({exc.message})") from None
-        threshold = float(registered.tags.get(DECISION_THRESHOLD_TAG, 0.5))
-        model = load_registered(registered, settings)
+        decision = decision_of(registered.tags, task)
+        model = load_registered(registered, settings, task.type)
         table = config.dataset.table
         features, version = read_pinned(spark, table, config.table_path(table))
         batch = in_window(features, config.windows.score)
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
-        predictions = (
-            model.scores(batch, key)
-            .withColumn("prediction", (F.col("score") >= threshold).cast("int"))
-            .withColumn("decision_threshold", F.lit(threshold))
-            .withColumn("model_name", F.lit(settings.registered_name))
-            .withColumn("model_version", F.lit(str(registered.version)))
-            .withColumn("features_table", F.lit(version.name))
-            .withColumn("features_version", F.lit(version.version))
-            .withColumn("score_run_id", F.lit(active.info.run_id))
-            .withColumn("scored_at", F.current_timestamp())
-        )
+        predictions = task.with_decision(model.predict(batch, key), **decision).withColumns({
+            "model_name": F.lit(settings.registered_name), "model_version": F.lit(str(registered.version)),
+            "features_table": F.lit(version.name), "features_version": F.lit(version.version),
+            "score_run_id": F.lit(active.info.run_id), "scored_at": F.current_timestamp()})
         path = config.table_path(config.score.table)
         merge_predictions(predictions, path, key)
         rows_out = _rows_merged(last_commit_metrics(spark, path))
@@ -77,16 +83,25 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         this_model = scored.where((F.col("model_name") == settings.registered_name)
                                   & (F.col("model_version") == str(registered.version))
                                   & F.col("features_version").eqNullSafe(version.version))
-        evaluated = this_model.join(batch.select(key, F.col(label).cast("double").alias("label")), key)
-        rows_scored = evaluated.count()
+        rows_scored = this_model.count()
         if rows_scored == 0:
             raise no_rows("score", "score", config.windows.score, f"{table} v{version.version}")
-        auc = BinaryClassificationEvaluator(rawPredictionCol="score", labelCol="label").evaluate(evaluated)
+        labelled = this_model.join(batch.select(key, LABEL).where(F.col(LABEL).isNotNull()), key)
+        metrics = task.spark_metrics(labelled, **decision)
+        training_labels = in_window(features, config.windows.train).where(F.col(LABEL).isNotNull())
+        naive = task.baseline_outputs(training_labels.select(LABEL))
+        baseline = task.spark_metrics(labelled.select(key, LABEL).withColumns(naive), **decision)
         log_tables([version], "input")
         log_tables([output], "output")
         mlflow.log_params({"model_name": settings.registered_name, "model_version": registered.version,
-                           "score_window": describe(config.windows.score), "decision_threshold": threshold})
-        mlflow.log_metrics({"test_auc": auc, "rows_scored": rows_scored})
+                           "score_window": describe(config.windows.score),
+                           **{f"decision_{k}": v for k, v in decision.items()}})
+        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if not math.isnan(v)}
+                           | {f"baseline_test_{k}": v for k, v in baseline.items() if not math.isnan(v)}
+                           | {"rows_scored": rows_scored})
+    headline = HEADLINE_METRIC[task.type]
     return StepResult("score", rows_in=rows_scored, rows_out=rows_out,
                       details={"model": f"{settings.registered_name} v{registered.version}",
-                               "test_auc": round(auc, 4), "table": f"{output.name} v{output.version}"})
+                               f"test_{headline}": round(metrics.get(headline, math.nan), 4),
+                               f"baseline_test_{headline}": round(baseline.get(headline, math.nan), 4),
+                               "table": f"{output.name} v{output.version}"})

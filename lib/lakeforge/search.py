@@ -20,7 +20,6 @@ from lakeforge.config import ParamValue, SearchSettings
 
 Params = dict[str, ParamValue]
 TRIAL_SCHEMA = "trial int, params string, metrics map<string, double>"
-LOWER_IS_BETTER = {"log_loss"}
 
 
 def grid_trials(search: SearchSettings, seed: int) -> list[Params]:
@@ -53,10 +52,10 @@ def run_trials(spark: SparkSession, trials: list[Params], data: Any,
     return results.sort_values("trial", ignore_index=True)
 
 
-def best_trial(results: pd.DataFrame, metric: str) -> int:
-    """The trial with the best `metric` (highest, or lowest for a loss); ties go to the first trial."""
+def best_trial(results: pd.DataFrame, metric: str, greater_is_better: bool) -> int:
+    """The trial with the best `metric` in its direction; ties go to the first trial."""
     values = results["metrics"].map(lambda metrics: metrics[metric])
-    ranked = results.assign(value=values).sort_values(["value", "trial"], ascending=[metric in LOWER_IS_BETTER, True])
+    ranked = results.assign(value=values).sort_values(["value", "trial"], ascending=[not greater_is_better, True])
     return int(ranked["trial"].iloc[0])
 
 

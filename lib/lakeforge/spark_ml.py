@@ -1,4 +1,4 @@
-"""The `spark_ml` trainer: a pyspark.ml Pipeline fitted on the Spark DataFrame, for data beyond one machine.
+"""pyspark.ml estimators: a Pipeline fitted on the Spark DataFrame, for data beyond one machine.
 
 Its stages follow `model.preprocessing` like the scikit-learn Transform (`features.transform`):
 
@@ -9,29 +9,29 @@ Its stages follow `model.preprocessing` like the scikit-learn Transform (`featur
 - `bucketize`: QuantileDiscretizer (handleInvalid="keep");
 - text: missing text becomes "", Tokenizer (lower case, split on white space), then HashingTF of
   `text_dimensions` for `hashing` or CountVectorizer (vocabulary `text_dimensions`) + IDF for `tfidf`;
-- VectorAssembler (handleInvalid="keep") and `model.spark_ml.classifier`: GBTClassifier or
-  LogisticRegression with `model.spark_ml.params`.
+- VectorAssembler (handleInvalid="keep") and `model.estimator` (any pyspark.ml classifier or
+  regressor, e.g. GBTClassifier, RandomForestRegressor, LinearRegression) with `model.params`.
 
 Inputs are `train.model_input` rows (categoricals and text as strings, numerics as doubles).
 """
 from __future__ import annotations
 
 from pyspark.ml import Estimator, Pipeline, PipelineModel, Transformer
-from pyspark.ml.classification import GBTClassifier, LogisticRegression
-from pyspark.ml.feature import (IDF, CountVectorizer, HashingTF, Imputer, OneHotEncoder, QuantileDiscretizer,
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.feature import (IDF, CountVectorizer, HashingTF, Imputer, IndexToString, OneHotEncoder, QuantileDiscretizer,
                                 SQLTransformer, StandardScaler, StringIndexer, StringIndexerModel, Tokenizer,
                                 VectorAssembler)
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakeforge.config import ModelSettings, SparkMlSettings
-from lakeforge.errors import StepError
-from lakeforge.evaluation.metrics import probability_metrics
+from lakeforge.config import LakeforgeConfig, ModelSettings
+from lakeforge.modeling.estimator import estimator_class
+from lakeforge.tasks import task_for
+from lakeforge.tasks.base import LABEL, Task
 
 FEATURES = "_lf_features"
-SCORE = "score"
-CLASSIFIERS = {"gbt": GBTClassifier, "logistic_regression": LogisticRegression}
+INDEXED_LABEL = "_lf_label"
+CLASS = "_lf_class"
 _MIN_BINS = 32
 
 
@@ -85,49 +85,49 @@ def preprocessing_stages(settings: ModelSettings) -> list[Estimator | Transforme
     return stages
 
 
-def build_classifier(settings: SparkMlSettings, label: str, seed: int) -> GBTClassifier | LogisticRegression:
-    """The configured classifier with `settings.params`; an unknown parameter is a StepError naming it."""
-    classifier = CLASSIFIERS[settings.classifier](featuresCol=FEATURES, labelCol=label)
-    if classifier.hasParam("seed"):
-        classifier.setSeed(seed)
-    unknown = sorted(name for name in settings.params if not classifier.hasParam(name))
-    if unknown:
-        raise StepError(f"model.spark_ml.params: {unknown} are not {type(classifier).__name__} parameters")
-    return classifier.copy({classifier.getParam(name): value for name, value in settings.params.items()})
+def build_estimator(config: LakeforgeConfig, label: str) -> Estimator:
+    """`model.estimator` (a pyspark.ml class) with `model.params`, the seed where it takes one."""
+    estimator = estimator_class(config.estimator)(featuresCol=FEATURES, labelCol=label)
+    if estimator.hasParam("seed"):
+        estimator.setSeed(config.seed)
+    return estimator.copy({estimator.getParam(name): value for name, value in config.model.params.items()})
 
 
-def fit(rows: DataFrame, settings: ModelSettings, label: str, seed: int) -> PipelineModel:
-    """Fit preprocessing and classifier on `rows` (model input plus `label`) in Spark.
+def fit(rows: DataFrame, config: LakeforgeConfig) -> PipelineModel:
+    """Fit preprocessing and the estimator on `rows` (model input plus `label`) in Spark.
 
-    Gradient boosting gets `maxBins` wide enough for the largest indexed category unless it is configured.
+    Class names are indexed (alphabetically) and predictions mapped back to them (`IndexToString`);
+    tree ensembles get `maxBins` wide enough for the largest indexed category unless configured.
     """
-    preprocessing = Pipeline(stages=preprocessing_stages(settings)).fit(rows)
-    classifier = build_classifier(settings.spark_ml, label, seed)
-    if isinstance(classifier, GBTClassifier) and not classifier.isSet("maxBins"):
+    task = task_for(config.task.type)
+    preprocessing = Pipeline(stages=preprocessing_stages(config.model)).fit(rows)
+    source, label, decoding = rows, LABEL, []
+    if task.label_type == "string":  # class names: indexed for Spark ML, predictions mapped back
+        indexer = StringIndexer(inputCol=LABEL, outputCol=INDEXED_LABEL, stringOrderType="alphabetAsc").fit(rows)
+        source, label = indexer.transform(rows), INDEXED_LABEL
+        decoding = [IndexToString(inputCol="prediction", outputCol=CLASS, labels=indexer.labels)]
+    estimator = build_estimator(config, label)
+    if estimator.hasParam("maxBins") and not estimator.isSet("maxBins"):
         widest = max((len(labels) + 1 for stage in preprocessing.stages if isinstance(stage, StringIndexerModel)
                       for labels in stage.labelsArray), default=0)
-        classifier.setMaxBins(max(_MIN_BINS, widest))
-    prepared = preprocessing.transform(rows).select(FEATURES, F.col(label).cast("double").alias(label)).persist()
+        estimator.setMaxBins(max(_MIN_BINS, widest))
+    prepared = preprocessing.transform(source).select(FEATURES, F.col(label).cast("double").alias(label)).persist()
     try:
-        fitted = classifier.fit(prepared)
+        fitted = estimator.fit(prepared)
     finally:
         prepared.unpersist()
-    return PipelineModel(stages=[*preprocessing.stages, fitted])
+    return PipelineModel(stages=[*preprocessing.stages, fitted, *decoding])
 
 
-def with_scores(rows: DataFrame, model: PipelineModel) -> DataFrame:
-    """`rows` plus column `score`: the model's positive-class probability."""
-    return model.transform(rows).select(*rows.columns, vector_to_array("probability")[1].alias(SCORE))
-
-
-def classification_metrics(scored: DataFrame, threshold: float = 0.5) -> dict[str, float]:
-    """`train.classification_metrics` computed in Spark from columns `score` and `label`."""
-    base = probability_metrics(scored)
-    flagged, positive = F.col(SCORE) >= threshold, F.col("label") == 1
-    counts = scored.agg(F.count_if(flagged & positive).alias("tp"), F.count_if(flagged).alias("flagged"),
-                        F.count_if(positive).alias("positives")).head()
-    precision = counts["tp"] / counts["flagged"] if counts["flagged"] else 0.0
-    recall = counts["tp"] / counts["positives"] if counts["positives"] else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"auc": base["auc"], "log_loss": base["log_loss"], "precision": precision, "recall": recall,
-            "f1": f1, "positive_rate": base["base_rate"]}
+def with_outputs(rows: DataFrame, model: PipelineModel, task: Task) -> DataFrame:
+    """`rows` plus the task's output columns, from Spark ML's `prediction` and `probability`."""
+    transformed = model.transform(rows)
+    probability = vector_to_array("probability")
+    if task.type == "regression":
+        outputs = [F.col("prediction")]
+    elif task.type == "binary_classification":
+        outputs = [probability[1].alias("score")]
+    else:
+        classes = F.array(*[F.lit(c) for c in model.stages[-1].getLabels()])
+        outputs = [F.col(CLASS).alias("prediction"), F.map_from_arrays(classes, probability).alias("probabilities")]
+    return transformed.select(*[c for c in rows.columns if c not in task.output_columns()], *outputs)

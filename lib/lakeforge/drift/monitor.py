@@ -1,4 +1,4 @@
-"""The monitor step: drift per window against the champion's training data, live metrics, retraining.
+"""The monitor step: drift of features, predictions and labels per window against the champion's training data, live metrics, retraining.
 
 Reference: the rows of `windows.train` in the dataset table at the version the champion's training
 run read (its `lakeforge.input.<table>.version` tag); for the predictions, the champion's scores on
@@ -10,10 +10,12 @@ version.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,12 +25,14 @@ from lakeforge import train
 from lakeforge.config import LakeforgeConfig, MonitorSettings
 from lakeforge.drift.binning import BucketCounts, ColumnBins, bucket_counts, fit_bins
 from lakeforge.drift.compare import DriftMeasure, compare_column, drifted_share
-from lakeforge.drift.live_metrics import live_metrics
 from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
 from lakeforge.drift.statistics import shares
 from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
+from lakeforge.tasks import task_for
+from lakeforge.tasks.catalog import HEADLINE_METRIC
+from lakeforge.train import decision_of
 from lakeforge.models import load_model
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, latest_version, read_pinned
@@ -36,7 +40,6 @@ from lakeforge.tracking import log_tables, step_run, table_versions_of_run
 from lakeforge.windows import describe, in_window, no_rows, period_label
 
 WINDOW = "_window"
-SCORE = "score"
 SKEW_WINDOW = "training rows"
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
@@ -91,7 +94,7 @@ def append_rows(spark: SparkSession, rows: DataFrame, path: str, name: str) -> T
 def _plot(
     path: Path, bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
     current: dict[str, dict[str, BucketCounts]], drift: list[tuple[str, str, DriftMeasure]],
-    share: dict[str, float], auc: dict[str, float], settings: MonitorSettings, title: str,
+    share: dict[str, float], live: tuple[str, dict[str, float]], output: str, settings: MonitorSettings, title: str,
 ) -> Path:
     """Histograms of the prediction and the most drifted features (by PSI) in the latest window."""
     latest = max(share)
@@ -99,20 +102,23 @@ def _plot(
     ranked = sorted((f for k, w, f in psi if k == "feature" and w == latest), key=lambda f: -psi["feature", latest, f])
     shown = ranked[:settings.plot_features - 1]
     panels = []
-    for feature in [SCORE, *shown]:
-        kind = "prediction" if feature == SCORE else "feature"
+    for feature in [output, *shown]:
+        kind = "prediction" if feature == output else "feature"
         column = bins[feature]
         panels.append(HistogramPanel(
-            feature if kind == "feature" else "prediction score", column.coarse_labels(),
+            feature if kind == "feature" else f"prediction ({output})", column.coarse_labels(),
             shares(reference[feature].coarse(column)), shares(current[latest][feature].coarse(column)),
             f"PSI {psi[kind, latest, feature]:.3f} ({latest})"))
     over_time = {f: {w: v for (k, w, name), v in psi.items() if k == "feature" and name == f} for f in shown}
-    return save_figure(drift_figure(panels, over_time, share, auc, title), path)
+    return save_figure(drift_figure(panels, over_time, share, *live, title), path)
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
-    """Measure drift and live metrics per window, store them, plot them and evaluate the retrain trigger."""
-    settings, key, label = config.monitor, KEY, LABEL
+    """Measure drift of features, predictions and labels and the task's live metrics per window, store
+    them, plot them and evaluate the retrain trigger."""
+    settings, key = config.monitor, KEY
+    task = task_for(config.task.type, config.evaluation.objective)
+    output = task.drift_output
     table = config.dataset.table
     with step_run(config, "monitor") as active:
         model = champion(config)
@@ -129,25 +135,30 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         features = in_window(newest, config.windows.score).withColumn(WINDOW, period_label(config.windows.monitor_every))
         predictions, predictions_version = read_pinned(spark, config.score.table, config.table_path(config.score.table))
         served = (predictions.where((F.col("model_name") == model.name) & (F.col("model_version") == str(model.version)))
-                  .join(features.select(key, WINDOW, label), key))
+                  .join(features.select(key, WINDOW, LABEL), key))
 
         feature_bins = _fit(reference, numeric, categorical, settings)
-        reference_scores = load_model(model_uri, config.model).scores(reference, key)
-        score_bins = _fit(reference_scores, [SCORE], [], settings)
-        reference_counts = bucket_counts(reference, feature_bins).get(None, {}) | bucket_counts(reference_scores, score_bins).get(None, {})
+        reference_outputs = load_model(model_uri, config.model, task.type).predict(reference, key)
+        output_bins = _fit(reference_outputs, *([output], []) if task.drift_output_numeric else ([], [output]), settings)
+        labelled_reference = reference.where(F.col(LABEL).isNotNull())
+        label_bins = _fit(labelled_reference, *([LABEL], []) if task.numeric_label else ([], [LABEL]), settings)
+        reference_counts = (bucket_counts(reference, feature_bins).get(None, {})
+                            | bucket_counts(reference_outputs, output_bins).get(None, {})
+                            | bucket_counts(labelled_reference, label_bins).get(None, {}))
         if not reference_counts:
             raise no_rows("monitor", "train", config.windows.train, f"{table} v{trained_version}")
         window_features = bucket_counts(features, feature_bins, WINDOW)
-        window_scores = bucket_counts(served, score_bins, WINDOW)
+        window_outputs = bucket_counts(served, output_bins, WINDOW)
+        window_labels = bucket_counts(features.where(F.col(LABEL).isNotNull()), label_bins, WINDOW)
 
         drift: list[tuple[str, str, DriftMeasure]] = []
         current: dict[str, dict[str, BucketCounts]] = {}
         for window in sorted(window_features):
-            current[window] = window_features[window] | window_scores.get(window, {})
+            current[window] = window_features[window] | window_outputs.get(window, {}) | window_labels.get(window, {})
             drift += [("feature", window, m) for m in compare_all(feature_bins, reference_counts, current[window], settings)]
-            if window in window_scores:
-                drift += [("prediction", window, m)
-                          for m in compare_all(score_bins, reference_counts, current[window], settings)]
+            for kind, bins, counted in (("prediction", output_bins, window_outputs), ("label", label_bins, window_labels)):
+                if window in counted:
+                    drift += [(kind, window, m) for m in compare_all(bins, reference_counts, current[window], settings)]
         if not current:
             raise no_rows("monitor", "score", config.windows.score, f"{table} v{current_version.version}")
         serving_versions = [r[0] for r in served.select("features_version").distinct().collect() if r[0] is not None]
@@ -157,11 +168,13 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             skew_counts = bucket_counts(in_window(served_features, config.windows.train), feature_bins)[None]
             drift += [("skew", SKEW_WINDOW, m) for m in compare_all(feature_bins, reference_counts, skew_counts, settings)]
 
-        live_frame = live_metrics(served, WINDOW, label).cache()
-        live = [r.asDict() for r in live_frame.collect()]
+        decision = decision_of(model.tags, task)
+        live = task.window_metrics(served.where(F.col(LABEL).isNotNull()), WINDOW, **decision)
         share = {w: drifted_share([m for k, win, m in drift if k == "feature" and win == w]) for w in current}
-        auc = {r[WINDOW]: r["auc"] for r in live if r["auc"] is not None}
-        decision = evaluate_trigger(settings.trigger, share, auc)
+        trigger = settings.trigger
+        watched = trigger.metric or HEADLINE_METRIC[task.type]
+        history = {r[WINDOW]: r[watched] for r in live if not math.isnan(r.get(watched, math.nan))}
+        verdict = evaluate_trigger(trigger, share, history, task.greater_is_better(watched))
 
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         reference_name = f"{table} v{reference_version.version} train {describe(config.windows.train)}"
@@ -173,32 +186,31 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                                             DRIFT_SCHEMA)
         outputs = [append_rows(spark, drift_frame, config.table_path(settings.drift_table), settings.drift_table)]
         if live:
-            live_table = (live_frame.withColumns({k: F.lit(v) for k, v in common.items()})
-                          .withColumnRenamed(WINDOW, "window"))
-            outputs.append(append_rows(spark, live_table, config.table_path(settings.live_metrics_table),
+            live_frame = spark.createDataFrame(pd.DataFrame([{**common, "window": r.pop(WINDOW), **r} for r in
+                                                             [dict(row) for row in live]]))
+            outputs.append(append_rows(spark, live_frame, config.table_path(settings.live_metrics_table),
                                        settings.live_metrics_table))
-        live_frame.unpersist()
 
         plot = _plot(config.storage_root / settings.plots_dir / f"drift-{active.info.run_id}.png",
-                     {b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
-                     settings, f"{model_uri} vs {reference_name}")
+                     {b.name: b for b in feature_bins + output_bins}, reference_counts, current, drift, share,
+                     (watched, history), output, settings, f"{model_uri} vs {reference_name}")
         mlflow.log_artifact(str(plot), "monitor")
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
         for step, window in enumerate(sorted(current)):
             mlflow.log_metric("drifted_feature_share", share[window], step=step)
-            if window in auc:
-                mlflow.log_metric("live_auc", auc[window], step=step)
-        mlflow.set_tags({"lakeforge.monitor.trigger": "fired" if decision.fired else "quiet",
-                         "lakeforge.monitor.reasons": "; ".join(decision.reasons)})
-    exit_code = _retrain(spark, config, decision)
+            if window in history:
+                mlflow.log_metric(f"live_{watched}", history[window], step=step)
+        mlflow.set_tags({"lakeforge.monitor.trigger": "fired" if verdict.fired else "quiet",
+                         "lakeforge.monitor.reasons": "; ".join(verdict.reasons)})
+    exit_code = _retrain(spark, config, verdict)
     latest = max(current)
     drifted = sorted(m.feature for k, w, m in drift if k == "feature" and w == latest and m.decisive and m.drifted)
     window_rows = sum(c[feature_bins[0].name].rows for c in current.values()) if feature_bins else 0
     return StepResult("monitor", rows_in=window_rows, rows_out=len(drift_rows) + len(live),
                       details={"latest_window": latest, "drifted": ",".join(drifted) or "none",
-                               "live_auc": round(auc[latest], 4) if latest in auc else None,
-                               "trigger": "; ".join(decision.reasons) or "quiet", "exit_code": exit_code,
+                               f"live_{watched}": round(history[latest], 4) if latest in history else None,
+                               "trigger": "; ".join(verdict.reasons) or "quiet", "exit_code": exit_code,
                                "plot": str(plot)})
 
 

@@ -28,9 +28,9 @@ class HistogramPanel:
 
 def drift_figure(
     panels: list[HistogramPanel], psi_by_feature: dict[str, dict[str, float]],
-    drift_share: dict[str, float], auc: dict[str, float], title: str,
+    drift_share: dict[str, float], live_metric: str, live: dict[str, float], title: str,
 ) -> Figure:
-    """Histograms (one panel per column) above a time line of PSI, drifted share and live AUC."""
+    """Histograms (one panel per column) above a time line of PSI, drifted share and a live metric."""
     panel_rows = max(1, math.ceil(len(panels) / PANEL_COLUMNS))
     figure = plt.figure(figsize=(16, 3.6 * panel_rows + 4.5), layout="constrained")
     grid = figure.add_gridspec(panel_rows + 1, PANEL_COLUMNS, height_ratios=[1] * panel_rows + [1.2])
@@ -55,13 +55,13 @@ def drift_figure(
     timeline.set_ylabel("PSI / share (symlog)")
     timeline.set_yscale("symlog", linthresh=0.1)  # one extreme PSI (e.g. month) must not flatten the rest
     timeline.set_xlabel("window")
-    if auc:
-        auc_axes = timeline.twinx()
-        auc_windows = sorted(auc)
-        auc_axes.plot(auc_windows, [auc[w] for w in auc_windows], color="tab:red", linewidth=2.5, marker="D",
-                      label="live AUC")
-        auc_axes.set_ylabel("live AUC", color="tab:red")
-        auc_axes.legend(loc="upper right", fontsize=8)
+    if live:
+        live_axes = timeline.twinx()
+        live_windows = sorted(live)
+        live_axes.plot(live_windows, [live[w] for w in live_windows], color="tab:red", linewidth=2.5, marker="D",
+                       label=f"live {live_metric}")
+        live_axes.set_ylabel(f"live {live_metric}", color="tab:red")
+        live_axes.legend(loc="upper right", fontsize=8)
     timeline.legend(loc="upper left", fontsize=8, ncol=2)
     timeline.set_title("drift over time")
     figure.suptitle(title)

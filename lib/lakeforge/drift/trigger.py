@@ -21,9 +21,11 @@ class TriggerDecision:
     reasons: tuple[str, ...]
 
 
-def evaluate_trigger(policy: RetrainTrigger, drift_share: dict[str, float], auc: dict[str, float]) -> TriggerDecision:
+def evaluate_trigger(policy: RetrainTrigger, drift_share: dict[str, float], metric: dict[str, float],
+                     greater_is_better: bool = True) -> TriggerDecision:
     """Fire when the latest window's drifted-feature share reaches `policy.drift_share`, or when the
-    live AUC was below `policy.min_auc` in at least `auc_breaches` of the last `auc_lookback` windows.
+    live `policy.metric` was worse than `policy.worse_than` (below it when greater is better, above it
+    otherwise) in at least `breaches` of the last `lookback` windows.
 
     Both histories map a window label to its value; labels sort in time order.
     """
@@ -32,9 +34,11 @@ def evaluate_trigger(policy: RetrainTrigger, drift_share: dict[str, float], auc:
         latest = max(drift_share)
         if drift_share[latest] >= policy.drift_share:
             reasons.append(f"drifted feature share {drift_share[latest]:.2f} >= {policy.drift_share} in {latest}")
-    if policy.min_auc is not None and auc:
-        recent = [auc[w] for w in sorted(auc)[-policy.auc_lookback:]]
-        breaches = sum(value < policy.min_auc for value in recent)
-        if breaches >= policy.auc_breaches:
-            reasons.append(f"live AUC below {policy.min_auc} in {breaches} of the last {len(recent)} windows")
+    if policy.metric is not None and metric:
+        recent = [metric[w] for w in sorted(metric)[-policy.lookback:]]
+        worse = [v < policy.worse_than if greater_is_better else v > policy.worse_than for v in recent]
+        if sum(worse) >= policy.breaches:
+            side = "below" if greater_is_better else "above"
+            reasons.append(f"live {policy.metric} {side} {policy.worse_than} in {sum(worse)} of the last "
+                           f"{len(recent)} windows")
     return TriggerDecision(bool(reasons), tuple(reasons))

@@ -1,20 +1,27 @@
 """Champion/challenger gate: the decision, given both models' evaluations on the same pinned data."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lakeforge.config import GateSettings
 
 
 @dataclass(frozen=True)
 class ModelEvaluation:
-    """What the gate needs to know about one model version evaluated on the pinned data."""
+    """What the gate needs to know about one model version evaluated on the pinned data: its value of
+    the primary `metric` (better when greater if `greater_is_better`), and what it violates."""
 
     version: str
-    expected_cost: float
-    threshold: float
+    metric: str
+    value: float
+    greater_is_better: bool = False
     violations: tuple[str, ...] = ()
     flagged_slices: tuple[str, ...] = ()
+    decision: dict[str, float] = field(default_factory=dict)
+
+    def improvement_over(self, other: "ModelEvaluation") -> float:
+        """How much better this model's metric is than `other`'s (positive: better)."""
+        return self.value - other.value if self.greater_is_better else other.value - self.value
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,9 @@ def decide(challenger: ModelEvaluation, champion: ModelEvaluation | None, settin
         return GateDecision(False, "slices worse than overall: " + ", ".join(challenger.flagged_slices))
     if champion is None:
         return GateDecision(True, "no champion yet; the challenger meets every constraint")
-    improvement = champion.expected_cost - challenger.expected_cost
+    name, improvement = challenger.metric, challenger.improvement_over(champion)
     if improvement <= 0 or improvement < settings.min_improvement:
-        return GateDecision(False, f"expected cost {challenger.expected_cost:.4f} does not beat champion "
-                                   f"v{champion.version} ({champion.expected_cost:.4f}) by "
-                                   f"min_improvement {settings.min_improvement}")
-    return GateDecision(True, f"expected cost {challenger.expected_cost:.4f} beats champion v{champion.version} "
-                              f"({champion.expected_cost:.4f}) by {improvement:.4f}")
+        return GateDecision(False, f"{name} {challenger.value:.4f} does not beat champion v{champion.version} "
+                                   f"({champion.value:.4f}) by min_improvement {settings.min_improvement}")
+    return GateDecision(True, f"{name} {challenger.value:.4f} beats champion v{champion.version} "
+                              f"({champion.value:.4f}) by {improvement:.4f}")

@@ -1,7 +1,10 @@
-"""The `evaluate` step: score the challenger (and the champion) on pinned evaluation data, pick the
-cost-optimal threshold under the constraints, compute slices, and promote or refuse the challenger.
+"""The `evaluate` step: score the challenger (and the champion) on pinned evaluation data, compute the
+task's metrics (binary: with the cost-optimal threshold under the constraints), slices, and promote or
+refuse the challenger on the primary metric (`evaluation.primary_metric`).
 """
 from __future__ import annotations
+
+import math
 
 import mlflow
 import pandas as pd
@@ -13,15 +16,15 @@ from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.evaluation.gate import GateDecision, ModelEvaluation, decide
-from lakeforge.evaluation.metrics import probability_metrics
-from lakeforge.evaluation.objectives import ThresholdChoice, choose_threshold, score_histogram, threshold_sweep
 from lakeforge.evaluation.slices import flagged_slices, slice_metrics
 from lakeforge.models import ScoringModel, load_registered
 from lakeforge.results import StepResult
 from lakeforge.split import hash_split
 from lakeforge.tables import TableVersion, read_pinned
 from lakeforge.tracking import TAG_PREFIX, log_tables, step_run
-from lakeforge.train import DECISION_THRESHOLD_TAG
+from lakeforge.tasks import task_for
+from lakeforge.tasks.catalog import DEFAULT_SLICE_METRIC
+from lakeforge.train import decision_tags
 from lakeforge.windows import in_window, no_rows
 
 
@@ -36,25 +39,25 @@ def evaluation_rows(spark: SparkSession, config: LakeforgeConfig) -> tuple[DataF
 
 
 def scored_rows(rows: DataFrame, model: ScoringModel, config: LakeforgeConfig) -> DataFrame:
-    """`score` and `label` per evaluation row plus the slice columns, scored on the executors."""
-    key = KEY
-    scores = model.scores(rows, key)
-    context = rows.select(F.col(key).cast("string").alias(key), F.col(LABEL).cast("int").alias("label"),
-                          *config.evaluation.slices.columns)
-    return scores.join(context, key)
+    """The model's outputs and `label` per evaluation row with a label, plus the slice columns."""
+    context = rows.where(F.col(LABEL).isNotNull()).select(
+        F.col(KEY).cast("string").alias(KEY), LABEL, *config.evaluation.slices.columns)
+    return model.predict(rows, KEY).join(context, KEY)
 
 
-def evaluate_model(scored: DataFrame, config: LakeforgeConfig) -> tuple[dict[str, float], ThresholdChoice, pd.DataFrame]:
-    """Standard metrics, the threshold choice and the slice table of one model's scored rows."""
-    objective = config.evaluation.objective
-    histogram = score_histogram(scored, objective.score_buckets)
-    if not histogram[["positives", "negatives"]].to_numpy().any():
+def evaluate_model(scored: DataFrame, config: LakeforgeConfig) -> tuple[dict[str, float], dict[str, float],
+                                                                         tuple[str, ...], pd.DataFrame]:
+    """The task's metrics, the tuned decision (binary: threshold), its violations and the slice table."""
+    task = task_for(config.task.type, config.evaluation.objective)
+    if scored.isEmpty():
         window = "evaluate" if config.windows.evaluate else "train"
-        raise no_rows("evaluate", window, getattr(config.windows, window), config.dataset.table)
-    choice = choose_threshold(threshold_sweep(histogram, objective.score_buckets, objective.costs), objective)
-    slices = slice_metrics(scored, choice.threshold, objective.costs, config.evaluation.slices)
-    metrics = probability_metrics(scored) | choice.metrics | {"threshold": choice.threshold}
-    return metrics, choice, slices
+        raise no_rows("evaluate", window, getattr(config.windows, window), f"{config.dataset.table} (rows with a label)")
+    decision, decision_metrics, violations = task.tune(scored)
+    metrics = task.spark_metrics(scored, **decision) | decision_metrics
+    slice_metric = config.evaluation.slices.metric or DEFAULT_SLICE_METRIC[task.type]
+    slices = slice_metrics(scored, task.slice_aggregates(**decision), config.evaluation.slices, slice_metric,
+                           task.greater_is_better(slice_metric))
+    return metrics, decision, violations, slices
 
 
 def _alias_version(client: mlflow.MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -67,15 +70,20 @@ def _alias_version(client: mlflow.MlflowClient, name: str, alias: str) -> ModelV
 def _evaluate_version(version: ModelVersion, rows: DataFrame, config: LakeforgeConfig,
                       role: str) -> tuple[ModelEvaluation, dict[str, float]]:
     """Score and evaluate one registered version, logging its metrics and slices under `role`."""
-    scored = scored_rows(rows, load_registered(version, config.model), config).persist()
+    scored = scored_rows(rows, load_registered(version, config.model, config.task.type), config).persist()
     try:
-        metrics, choice, slices = evaluate_model(scored, config)
+        metrics, decision, violations, slices = evaluate_model(scored, config)
     finally:
         scored.unpersist()
-    mlflow.log_metrics({f"{role}_{k}": v for k, v in metrics.items()})
+    mlflow.log_metrics({f"{role}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
     mlflow.log_table(slices, artifact_file=f"slices_{role}.json")
-    evaluation = ModelEvaluation(str(version.version), metrics["expected_cost"], choice.threshold,
-                                 choice.violations, tuple(flagged_slices(slices)))
+    metric = config.primary_metric
+    if metric not in metrics:
+        raise StepError(f"evaluate: the primary metric '{metric}' was not computed ({', '.join(sorted(metrics))}); "
+                        f"set evaluation.primary_metric")
+    evaluation = ModelEvaluation(str(version.version), metric, metrics[metric],
+                                 task_for(config.task.type).greater_is_better(metric), violations,
+                                 tuple(flagged_slices(slices)), decision)
     return evaluation, metrics
 
 
@@ -83,7 +91,7 @@ def apply_decision(client: mlflow.MlflowClient, config: LakeforgeConfig, challen
                    decision: GateDecision, run_id: str) -> None:
     """Tag the challenger version with its threshold and the decision; move the aliases if promoted."""
     name, gate = config.model.registered_name, config.evaluation.gate
-    tags = {DECISION_THRESHOLD_TAG: str(challenger.threshold), "evaluate_run_id": run_id,
+    tags = {**decision_tags(challenger.decision), "evaluate_run_id": run_id,
             "gate_decision": "promoted" if decision.promote else "refused", "gate_reason": decision.reason}
     for key, value in tags.items():
         client.set_model_version_tag(name, challenger.version, key, value)
@@ -122,6 +130,6 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     return StepResult("evaluate", rows_in=int(metrics["rows"]),
                       rows_out=1, details={"model": f"{name} v{challenger.version}",
                                            "decision": "promoted" if decision.promote else "refused",
-                                           "threshold": challenger.threshold,
-                                           "expected_cost": round(challenger.expected_cost, 4),
+                                           **challenger.decision,
+                                           challenger.metric: round(challenger.value, 4),
                                            "input": f"{version.name} v{version.version}"})

@@ -44,16 +44,20 @@ def hashed_variant(unit: Column, split: dict[str, float], seed: int) -> Column:
 def simulate_threshold_experiment(spark: SparkSession, config: LakeforgeConfig) -> tuple[DataFrame, DataFrame]:
     """Assignments and outcomes of the champion deciding at each variant's threshold (`windows.score`)."""
     settings, key, experiment = config.model, KEY, config.experiment
+    if config.task.type != "binary_classification":
+        raise StepError(f"ab_analysis: experiment.simulate decides at thresholds, which needs task.type "
+                        f"binary_classification (not {config.task.type}); set experiment.simulate: false and "
+                        f"write {experiment.assignments_table} and {experiment.outcomes_table} from your experiment")
     try:
         champion = mlflow.MlflowClient().get_model_version_by_alias(settings.registered_name, settings.alias)
     except mlflow.exceptions.MlflowException:
         raise StepError(f"ab_analysis: no '{settings.alias}' of '{settings.registered_name}' to simulate with; "
                         "run train and evaluate first") from None
-    model = load_registered(champion, settings)
+    model = load_registered(champion, settings, config.task.type)
     features, _ = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
     batch = in_window(features, config.windows.score)
     labels = batch.select(F.col(key).cast("string").alias(key), F.col(LABEL).cast("int").alias("label"))
-    scored = model.scores(batch, key).join(labels, key)
+    scored = model.predict(batch, key).join(labels, key)
     thresholds = F.create_map(*[F.lit(x) for pair in experiment.simulated_thresholds.items() for x in pair])
     decided = (scored.withColumn(VARIANT, hashed_variant(F.col(key), experiment.expected_split, config.seed))
                .withColumn("threshold", thresholds[F.col(VARIANT)]))

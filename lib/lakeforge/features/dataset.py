@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from lakeforge.config import RESERVED_COLUMNS, DatasetSettings, TaskSettings
 from lakeforge.features.retrieval import event_time_column, point_in_time_join
 from lakeforge.features.views import ViewTable
+from lakeforge.tasks import task_for
 
 KEY, TIME, LABEL = RESERVED_COLUMNS
 ROW_ID = "_row_id"
@@ -23,8 +24,8 @@ __all__ = ["KEY", "LABEL", "PARTITION", "ROW_ID", "TIME", "build_dataset", "kept
 
 
 def label_column(task: TaskSettings) -> F.Column:
-    """The label as stored: 0/1 for a binary task."""
-    return F.expr(task.label).cast("int")
+    """The label as stored: 0/1 (binary), text (multiclass) or a double (regression)."""
+    return task_for(task.type).label(task.label)
 
 
 def spine_rows(bronze: DataFrame, dataset: DatasetSettings, task: TaskSettings) -> DataFrame:

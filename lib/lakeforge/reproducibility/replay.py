@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
@@ -101,18 +102,29 @@ def prediction_sample(spark: SparkSession, config: LakeforgeConfig, manifest: di
     return train.model_input(in_train, config.model, KEY).orderBy(F.xxhash64(KEY), KEY).limit(rows)
 
 
+def _gaps(original: pd.Series, replayed: pd.Series) -> np.ndarray:
+    """|difference| per row: of numbers, of class probabilities (the largest), or inf where text differs."""
+    if pd.api.types.is_numeric_dtype(original):
+        return np.abs(original.to_numpy(dtype="float64") - replayed.to_numpy(dtype="float64"))
+    return np.array([max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()), default=0.0)
+                     if isinstance(a, dict) else (0.0 if a == b else np.inf)
+                     for a, b in zip(original, replayed)])
+
+
 def compare_predictions(spark: SparkSession, config: LakeforgeConfig, manifest: dict[str, Any],
                         original_run_id: str, replay_run_id: str, tolerance: float, rows: int) -> list[str]:
-    """Positive-class probabilities of both runs' models on the same fixed sample of pinned rows."""
+    """Every output column of both runs' models (scores, classes and probabilities, predictions) on the
+    same fixed sample of pinned rows."""
     key = KEY
     sample = prediction_sample(spark, config, manifest, rows).cache()
     try:
-        original, replayed = (load_model(f"runs:/{run_id}/model", config.model).scores(sample, key)
+        original, replayed = (load_model(f"runs:/{run_id}/model", config.model, config.task.type).predict(sample, key)
                               for run_id in (original_run_id, replay_run_id))
-        both = original.join(replayed.withColumnRenamed("score", "replay_score"), key).toPandas()
+        outputs = [c for c in original.columns if c != key]
+        both = original.join(replayed.select(key, *[F.col(c).alias(f"replay_{c}") for c in outputs]), key).toPandas()
     finally:
         sample.unpersist()
-    gap = np.abs(both["score"].to_numpy() - both["replay_score"].to_numpy())
+    gap = np.max([_gaps(both[c], both[f"replay_{c}"]) for c in outputs], axis=0) if len(both) else np.zeros(0)
     differing = int(np.sum(gap > tolerance))
     if differing:
         return [f"predictions differ on {differing} of {len(both)} sampled rows (max |difference| {gap.max():.3g})"]

@@ -10,7 +10,7 @@ scale's files and in the same run, two overhead ratios:
   ``spark.read.csv(...).write.format("delta")`` of the same files with the same column types, timed
   back to back, best of two each; and, as its floor, the shuffle rules (unique, references,
   consistent) alone on the ingested tables, which any exact check of those rules pays;
-- scoring: our scoring path (`models.load_model(...).scores`, as the score step) vs raw ``mapInPandas`` with the pickled
+- scoring: our scoring path (`models.load_model(...).predict`, as the score step) vs raw ``mapInPandas`` with the pickled
   scikit-learn model, both on the scored months and both ending in a ``noop`` write.
 
 Growth ratio = seconds at a scale / seconds at the previous scale, next to the rows ratio
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import shutil
 import threading
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cloudpickle
 import mlflow
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -170,10 +172,10 @@ def shuffle_rules(spark: SparkSession, config: LakeforgeConfig) -> None:
 
 def raw_map_in_pandas(rows: DataFrame, model: object, key: str, columns: list[str]) -> DataFrame:
     """The baseline: the pickled model broadcast and applied to Arrow batches, nothing else."""
-    broadcast = rows.sparkSession.sparkContext.broadcast(model)
+    broadcast = rows.sparkSession.sparkContext.broadcast(cloudpickle.dumps(model))
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = broadcast.value
+        fitted = pickle.loads(broadcast.value)
         for batch in batches:
             yield pd.DataFrame({key: batch[key], "score": fitted.predict_proba(batch[columns])[:, 1]})
 
@@ -184,16 +186,16 @@ def scoring_overhead(spark: SparkSession, config: LakeforgeConfig) -> dict:
     """Our scoring path vs raw mapInPandas on the scored months, each timed twice (best kept)."""
     settings, key = config.model, KEY
     mlflow.set_tracking_uri(config.tracking_uri)
-    scoring = load_model(f"models:/{settings.registered_name}@{settings.alias}", settings)
+    scoring = load_model(f"models:/{settings.registered_name}@{settings.alias}", settings, config.task.type)
     if not isinstance(scoring, SklearnModel):
-        raise SystemExit("the scoring overhead compares against raw mapInPandas: it needs model.trainer: sklearn")
+        raise SystemExit("the scoring overhead compares against raw mapInPandas: it needs a scikit-learn model.estimator")
     features, _ = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
     batch = in_window(features, config.windows.score)
     typed = model_input(batch, settings, key).cache()  # the baseline gets its input ready-made
     rows = typed.count()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
-    ours = lambda: scoring.scores(batch, key).write.format("noop").mode("overwrite").save()
-    raw = lambda: raw_map_in_pandas(typed, scoring.model, key, feature_columns(settings)).write.format("noop").mode("overwrite").save()
+    ours = lambda: scoring.predict(batch, key).write.format("noop").mode("overwrite").save()
+    raw = lambda: raw_map_in_pandas(typed, scoring.model.pipeline, key, feature_columns(settings)).write.format("noop").mode("overwrite").save()
     ours_seconds = min(_timed(ours) for _ in range(2))
     raw_seconds = min(_timed(raw) for _ in range(2))
     typed.unpersist()

@@ -93,6 +93,9 @@ def test_binary_metrics_match_scikit_learn_in_spark_and_in_memory(spark, frame):
         assert metrics["brier"] == pytest.approx(np.mean((tied["score"] - tied["label"]) ** 2))
         assert metrics["precision"] == pytest.approx(precision_score(tied["label"], tied["score"] >= 0.5))
         assert metrics["recall"] == pytest.approx(recall_score(tied["label"], tied["score"] >= 0.5))
+        cost_matrix = np.array([[COSTS.true_negative, COSTS.false_positive], [COSTS.false_negative, COSTS.true_positive]])
+        flagged = (tied["score"].to_numpy() >= 0.5).astype(int)
+        assert metrics["expected_cost"] == pytest.approx(cost_matrix[tied["label"].to_numpy(), flagged].mean())
 
 
 def test_slices_flag_the_carrier_where_the_model_is_poor(spark, frame):

@@ -57,7 +57,7 @@ def _rows_merged(commit_metrics: dict[str, str]) -> int:
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
     """Score `windows.score` with the model behind the configured alias; its metrics on the rows with a label."""
     settings, key = config.model, KEY
-    task = task_for(config.task.type)
+    task = task_for(config.task.type, config.evaluation.objective)
     with step_run(config, "score") as active:
         client = mlflow.MlflowClient()
         try:

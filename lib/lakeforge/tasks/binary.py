@@ -2,7 +2,7 @@
 decision is ``score >= threshold`` (the threshold is chosen by the evaluate step's cost matrix).
 
 Metrics: rows, base_rate, auc (ties count one half), pr_auc (average precision), log_loss, brier,
-and precision, recall and f1 at the threshold.
+and precision, recall, f1 and (with the objective's cost matrix) expected_cost at the threshold.
 """
 from __future__ import annotations
 
@@ -73,12 +73,18 @@ class BinaryClassification(Task):
         both = positives > 0 and negatives > 0
         precision = stats["true_positives"] / stats["flagged"] if stats["flagged"] else 0.0
         recall = stats["true_positives"] / positives if positives else 0.0
-        return {"rows": rows, "base_rate": positives / rows if rows else float("nan"),
+        metrics = {"rows": rows, "base_rate": positives / rows if rows else float("nan"),
                 "auc": float(stats["auc_sum"] / (positives * negatives)) if both else float("nan"),
                 "pr_auc": float(stats["ap_sum"] / positives) if positives else float("nan"),
                 "log_loss": float(stats["log_loss_sum"] / rows), "brier": float(stats["brier_sum"] / rows),
                 "precision": float(precision), "recall": float(recall),
                 "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0}
+        if self.settings is not None and rows:  # the cost matrix of evaluation.objective, at the threshold
+            costs, tp, flagged = self.settings.costs, float(stats["true_positives"]), float(stats["flagged"])
+            fp, fn = flagged - tp, positives - tp
+            metrics["expected_cost"] = (costs.true_positive * tp + costs.false_positive * fp + costs.false_negative * fn
+                                        + costs.true_negative * (rows - flagged - fn)) / rows
+        return metrics
 
     def slice_aggregates(self, threshold: float = 0.5) -> dict[str, Column]:
         flagged, positive = F.col(SCORE) >= F.lit(threshold), F.col(LABEL) == 1

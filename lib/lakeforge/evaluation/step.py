@@ -44,14 +44,17 @@ def scored_rows(rows: DataFrame, model: ScoringModel, config: LakeforgeConfig) -
     return scores.join(context, key)
 
 
-def evaluate_model(scored: DataFrame, config: LakeforgeConfig) -> tuple[dict[str, float], ThresholdChoice, pd.DataFrame]:
-    """Standard metrics, the threshold choice and the slice table of one model's scored rows."""
+def evaluate_model(scored: DataFrame, config: LakeforgeConfig,
+                   role: str) -> tuple[dict[str, float], ThresholdChoice, pd.DataFrame]:
+    """Standard metrics, the threshold choice and the slice table of one model's scored rows (the sweep is logged)."""
     objective = config.evaluation.objective
     histogram = score_histogram(scored, objective.score_buckets)
     if not histogram[["positives", "negatives"]].to_numpy().any():
         window = "evaluate" if config.windows.evaluate else "train"
         raise no_rows("evaluate", window, getattr(config.windows, window), config.dataset.table)
-    choice = choose_threshold(threshold_sweep(histogram, objective.score_buckets, objective.costs), objective)
+    sweep = threshold_sweep(histogram, objective.score_buckets, objective.costs)
+    mlflow.log_table(sweep, artifact_file=f"threshold_sweep_{role}.json")  # the report's cost curve
+    choice = choose_threshold(sweep, objective)
     slices = slice_metrics(scored, choice.threshold, objective.costs, config.evaluation.slices)
     metrics = probability_metrics(scored) | choice.metrics | {"threshold": choice.threshold}
     return metrics, choice, slices
@@ -69,7 +72,7 @@ def _evaluate_version(version: ModelVersion, rows: DataFrame, config: LakeforgeC
     """Score and evaluate one registered version, logging its metrics and slices under `role`."""
     scored = scored_rows(rows, load_registered(version, config.model), config).persist()
     try:
-        metrics, choice, slices = evaluate_model(scored, config)
+        metrics, choice, slices = evaluate_model(scored, config, role)
     finally:
         scored.unpersist()
     mlflow.log_metrics({f"{role}_{k}": v for k, v in metrics.items()})

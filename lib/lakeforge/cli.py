@@ -1,23 +1,23 @@
-"""Command line: ``lakeforge run STEP|all --conf pipeline.yaml [--set key=value ...]``."""
+"""Command line: ``lakeforge run STEP|all --conf pipeline.yaml [--set key=value ...]``, and commands to
+query the tables, list runs, start a pipeline and show its config.
+
+Spark, MLflow and the steps are imported by the commands that need them: ``lakeforge query``,
+``runs``, ``init`` and ``config`` start no JVM and import no pyspark.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
-import mlflow
 import yaml
 
-from lakeforge.config import SparkSettings, load_config
+from lakeforge.config import LakeforgeConfig, SparkSettings, load_config
 from lakeforge.errors import LakeforgeError
-from lakeforge.scheduling import airflow_dag_source
-from lakeforge.spark import get_spark
-from lakeforge.reproducibility.replay import replay
-from lakeforge.reproducibility.retention import vacuum
-from lakeforge.tracking import configure_mlflow
-from lakeforge.pipeline import STEPS, SparkSubmit, run_steps, session_for
-from lakeforge.validation import validate
+
+STEP_NAMES = ["ingest", "features", "train", "evaluate", "score", "monitor"]  # lakeforge.pipeline.STEPS, in order
 
 
 def _override(text: str) -> str:
@@ -40,11 +40,13 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lakeforge", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     run = _with_config(commands.add_parser("run", help="run one pipeline step, or all of them in order"))
-    run.add_argument("step", choices=[*STEPS, "all"])
+    run.add_argument("step", choices=[*STEP_NAMES, "all"])
     run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
                      help="run each step as its own spark-submit against MASTER (e.g. spark://127.0.0.1:7077)")
+    run.add_argument("--no-report", dest="report", action="store_false",
+                     help="do not write the run's HTML report (spark-submit jobs of a run leave it to the run)")
     _with_config(commands.add_parser("validate", help="check the pipeline YAML and every SQL expression in it "
                                                       "against the declared columns, without running a job"))
     airflow = commands.add_parser("airflow-dag", help="print an Airflow DAG (one SparkSubmitOperator per step)")
@@ -63,6 +65,26 @@ def parser() -> argparse.ArgumentParser:
     vacuum.add_argument("tables", nargs="*", help="table names (default: every table under storage_root)")
     vacuum.add_argument("--retention-hours", type=float, help="default: retention.deleted_file_retention_days")
     vacuum.add_argument("--force", action="store_true", help="vacuum even if protected versions lose their files")
+    query = _with_config(commands.add_parser(
+        "query", help="SQL (DuckDB) over the pipeline's Delta tables, read with delta-rs: no JVM"))
+    query.add_argument("sql", help="e.g. \"SELECT decision, count(*) FROM predictions GROUP BY 1\"; "
+                                   "name@v3 reads version 3 of a table")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument("--max-rows", type=int, default=40, help="table format: rows shown (default: %(default)s)")
+    runs = _with_config(commands.add_parser("runs", help="recent pipeline runs, or one run's steps"))
+    runs.add_argument("run_id", nargs="?", help="show this run's steps, report and MLflow runs")
+    runs.add_argument("--limit", type=int, default=20, help="runs listed (default: %(default)s)")
+    init = commands.add_parser("init", help="write a starter pipeline YAML from the sample files of a landing folder")
+    init.add_argument("name", help="project name")
+    init.add_argument("--from", dest="folder", required=True, type=Path,
+                      help="landing folder: one source per sub-folder (or loose file) of csv/json/parquet files")
+    init.add_argument("--out", type=Path, help="YAML to write (default: NAME/pipeline.yaml)")
+    init.add_argument("--storage-root", type=Path, help="the pipeline's storage root (default: NAME/lakehouse)")
+    config = commands.add_parser("config", help="show the resolved config (secrets masked) or its JSON schema")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _with_config(config_commands.add_parser("show", help="the resolved config as YAML, defaults filled in, "
+                                                         "secrets masked"))
+    config_commands.add_parser("schema", help="JSON schema of the pipeline YAML (for editors)")
     return root
 
 
@@ -75,6 +97,11 @@ def _with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def reproduce(args: argparse.Namespace) -> int:
     """``replay`` (exit 1 when the replay differs) and ``vacuum`` (prints the protected versions)."""
+    from lakeforge.pipeline import session_for
+    from lakeforge.reproducibility.replay import replay
+    from lakeforge.reproducibility.retention import vacuum
+    from lakeforge.tracking import configure_mlflow
+
     config = load_config(args.conf, parse_overrides(args.overrides))
     spark = session_for(config)
     configure_mlflow(config)
@@ -89,6 +116,10 @@ def reproduce(args: argparse.Namespace) -> int:
 
 def check(conf: str) -> None:
     """Start a session (with `conf`'s Spark settings if it exists) and prove Delta works by writing and reading a table."""
+    import mlflow
+
+    from lakeforge.spark import get_spark
+
     settings = load_config(conf).spark if Path(conf).exists() else SparkSettings()
     scratch = Path(tempfile.mkdtemp())
     spark = get_spark(settings, scratch / "warehouse")
@@ -99,33 +130,110 @@ def check(conf: str) -> None:
           f"mlflow {mlflow.__version__}, probe table rows {rows}: ok")
 
 
+def query(args: argparse.Namespace) -> None:
+    """Print the result of ``args.sql``: an aligned table (at most ``--max-rows`` rows), CSV or JSON lines."""
+    import duckdb
+
+    from lakeforge.lakehouse import QueryError, relation
+
+    result = relation(args.sql, load_config(args.conf, parse_overrides(args.overrides)))
+    try:
+        if args.format == "table":
+            result.show(max_rows=args.max_rows, max_width=200)
+        elif args.format == "csv":
+            print(result.df().to_csv(index=False), end="")
+        else:
+            print(result.df().to_json(orient="records", lines=True, date_format="iso"), end="")
+    except duckdb.Error as exc:
+        raise QueryError(f"query: {exc}") from None
+
+
+def runs(args: argparse.Namespace) -> None:
+    """List recent runs, or show one run's steps, report and MLflow runs."""
+    from lakeforge.runs import format_table, list_runs, load_run, mlflow_runs, report_path, step_rows
+
+    config = load_config(args.conf, parse_overrides(args.overrides))
+    if args.run_id is None:
+        rows = [("run", "started (UTC)", "done", "failed", "seconds")]
+        rows += [(r.run_id, r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else "-", str(r.done),
+                  str(r.failed), f"{r.seconds:.0f}") for r in list_runs(config, args.limit)]
+        print(format_table(rows) if len(rows) > 1 else f"no runs yet in {Path(config.storage_root) / 'runs'}")
+        return
+    state = load_run(config, args.run_id)
+    print(f"run {state.run_id} ({state.path})\n{format_table(step_rows(state))}")
+    report = report_path(config, args.run_id)
+    print(f"report: {report if report.exists() else 'none written for this run'}")
+    for run in mlflow_runs(config, args.run_id):
+        print(f"mlflow: {run.data.tags.get('lakeforge.step', '?')} run {run.info.run_id} ({run.info.status}) "
+              f"{config.tracking_uri}")
+
+
+def config_command(args: argparse.Namespace) -> None:
+    """``config show`` (resolved, secrets masked) or ``config schema`` (JSON schema)."""
+    from lakeforge.masking import mask_secrets
+
+    if args.config_command == "schema":
+        print(json.dumps(LakeforgeConfig.model_json_schema(), indent=2))
+        return
+    resolved = load_config(args.conf, parse_overrides(args.overrides)).model_dump(mode="json")
+    print(yaml.safe_dump(mask_secrets(resolved), sort_keys=False, width=120), end="")
+
+
+def init(args: argparse.Namespace) -> None:
+    from lakeforge.starter import write_starter
+
+    out = args.out or Path(args.name) / "pipeline.yaml"
+    written = write_starter(args.name, args.folder, out, args.storage_root or Path(args.name) / "lakehouse")
+    print(f"wrote {written}; check it with: lakeforge validate --conf {written}")
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``lakeforge run``: the exit code is the monitor's signal (3/4 = retrain) when it ran, else 0."""
+    from lakeforge.pipeline import SparkSubmit, run_steps
+
+    config = load_config(args.conf, parse_overrides(args.overrides))
+    steps = None if args.step == "all" else [args.step]
+    executor = None
+    if args.submit:
+        executor = SparkSubmit(config, args.conf, args.overrides, args.submit, args.batch_id)
+    results = run_steps(steps, config, batch_id=args.batch_id, run_id=args.run_id, executor=executor,
+                        report=args.report)
+    return max((int(r.details.get("exit_code", 0)) for r in results), default=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "check":
             check(args.conf)
-            return 0
-        if args.command == "validate":
+        elif args.command == "validate":
+            from lakeforge.pipeline import session_for
+            from lakeforge.validation import validate
+
             config = load_config(args.conf, parse_overrides(args.overrides))
             for warning in validate(session_for(config), config, source=args.conf):
                 print(f"warning: {warning}")
             print(f"{args.conf}: valid ({len(config.sources)} sources, {len(config.features)} feature views)")
-            return 0
-        if args.command == "airflow-dag":
-            print(airflow_dag_source(load_config(args.conf), list(STEPS), args.conf, args.dag_id, args.schedule), end="")
-            return 0
-        if args.command in ("replay", "vacuum"):
+        elif args.command == "airflow-dag":
+            from lakeforge.scheduling import airflow_dag_source
+
+            print(airflow_dag_source(load_config(args.conf), STEP_NAMES, args.conf, args.dag_id, args.schedule), end="")
+        elif args.command in ("replay", "vacuum"):
             return reproduce(args)
-        config = load_config(args.conf, parse_overrides(args.overrides))
-        steps = None if args.step == "all" else [args.step]
-        executor = None
-        if args.submit:
-            executor = SparkSubmit(config, args.conf, args.overrides, args.submit, args.batch_id)
-        results = run_steps(steps, config, batch_id=args.batch_id, run_id=args.run_id, executor=executor)
+        elif args.command == "query":
+            query(args)
+        elif args.command == "runs":
+            runs(args)
+        elif args.command == "init":
+            init(args)
+        elif args.command == "config":
+            config_command(args)
+        else:
+            return run_pipeline(args)
     except LakeforgeError as exc:
         print(f"lakeforge: error: {exc}", file=sys.stderr)
         return 2
-    return max((int(r.details.get("exit_code", 0)) for r in results), default=0)  # monitor: 3/4 = retrain
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ from lakeforge.drift import monitor
 from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, step_order
 from lakeforge.errors import StepError
+from lakeforge.progress import progress
+from lakeforge.report import write_run_report
 from lakeforge.results import StepResult
 from lakeforge.spark import JVM_CONF, conf_value, get_spark
+from lakeforge.tracking import pipeline_run
 from lakeforge.validation import validate
 
 STEPS: dict[str, Callable[..., StepResult]] = {
@@ -67,9 +70,10 @@ class InProcess:
             raise StepError(f"pipeline.steps.{step}.spark_conf: cannot be set in a running session "
                             f"({exc}); run with --submit to pass it to spark-submit") from None
         try:
-            if step == "ingest":
-                return STEPS[step](spark, self.config, self.batch_id)
-            return STEPS[step](spark, self.config)
+            with pipeline_run(run_id), progress(spark, step):
+                if step == "ingest":
+                    return STEPS[step](spark, self.config, self.batch_id)
+                return STEPS[step](spark, self.config)
         finally:
             for key, value in previous.items():
                 spark.conf.unset(key) if value is None else spark.conf.set(key, value)
@@ -95,7 +99,7 @@ class SparkSubmit:
             command += ["--jars", ",".join(str(j) for j in sorted(Path(self.config.spark.jars_dir).glob("*.jar")))]
         for key, value in spark_conf.items():
             command += ["--conf", f"{key}={conf_value(value)}"]
-        command += [str(job), "--conf", self.conf_path, "--run-id", run_id]
+        command += [str(job), "--conf", self.conf_path, "--run-id", run_id, "--no-report"]
         for override in self.overrides:
             command += ["--set", override]
         if self.batch_id and step == "ingest":
@@ -122,9 +126,12 @@ class SparkSubmit:
 def run_steps(
     steps: list[str] | None, config: LakeforgeConfig, spark: SparkSession | None = None,
     batch_id: str | None = None, out: TextIO = sys.stdout, run_id: str | None = None,
-    executor: StepExecutor | None = None,
+    executor: StepExecutor | None = None, report: bool = True,
 ) -> list[StepResult]:
-    """Run `steps` (None: the whole DAG) in DAG order under `run_id`, skipping steps it already finished."""
+    """Run `steps` (None: the whole DAG) in DAG order under `run_id`, skipping steps it already finished.
+
+    With `report`, the run's HTML report is (re)written once a step ran (see `lakeforge.report`).
+    """
     declared = declared_steps(config, list(STEPS))
     chosen = select_steps(step_order(declared, list(STEPS)), steps)
     run_id = run_id or new_run_id()
@@ -149,6 +156,11 @@ def run_steps(
         except Exception as exc:
             state.record(step, "failed", seconds=time.perf_counter() - started, error=str(exc))
             print(f"[lakeforge] {step} FAILED; resume with: lakeforge run all --run-id {run_id}", file=out, flush=True)
+            if report:
+                try:
+                    print(f"[lakeforge] report: {write_run_report(config, run_id)}", file=out, flush=True)
+                except Exception as report_error:  # the step's error is the one to raise
+                    print(f"[lakeforge] report not written: {report_error}", file=out, flush=True)
             raise
         result.seconds = time.perf_counter() - started
         state.record(step, "succeeded", result)
@@ -157,6 +169,8 @@ def run_steps(
               f"rows out {result.rows_out}; {details}", file=out, flush=True)
         results.append(result)
     print(summary_table(results), file=out, flush=True)
+    if report and not all(r.details.get("skipped") for r in results):
+        print(f"[lakeforge] report: {write_run_report(config, run_id)}", file=out, flush=True)
     return results
 
 

@@ -13,11 +13,23 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.reproducibility.manifest import build_manifest, log_manifest, manifest_tags
+from lakeforge.runs import RUN_ID_TAG
 from lakeforge.tables import TableVersion, recording_reads, table_retention_defaults
 
 TAG_PREFIX = "lakeforge"
 REPLAY_OF_TAG = f"{TAG_PREFIX}.replay_of"
 _replay_of: ContextVar[str | None] = ContextVar("lakeforge_replay_of", default=None)
+_pipeline_run: ContextVar[str | None] = ContextVar("lakeforge_pipeline_run", default=None)
+
+
+@contextmanager
+def pipeline_run(run_id: str) -> Iterator[None]:
+    """Step runs started inside the block are tagged with the pipeline's run id (``lakeforge.run_id``)."""
+    token = _pipeline_run.set(run_id)
+    try:
+        yield
+    finally:
+        _pipeline_run.reset(token)
 
 
 def replay_of() -> str | None:
@@ -80,6 +92,8 @@ def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
     }
     if replay_of() is not None:
         tags[REPLAY_OF_TAG] = replay_of()
+    if _pipeline_run.get() is not None:
+        tags[RUN_ID_TAG] = _pipeline_run.get()
     spark, retention = SparkSession.getActiveSession(), config.retention
     new_tables = (nullcontext() if spark is None else
                   table_retention_defaults(spark, retention.log_retention_days, retention.deleted_file_retention_days))

@@ -45,14 +45,17 @@ def scored_rows(rows: DataFrame, model: ScoringModel, config: LakeforgeConfig) -
     return model.predict(rows, KEY).join(context, KEY)
 
 
-def evaluate_model(scored: DataFrame, config: LakeforgeConfig) -> tuple[dict[str, float], dict[str, float],
-                                                                         tuple[str, ...], pd.DataFrame]:
-    """The task's metrics, the tuned decision (binary: threshold), its violations and the slice table."""
+def evaluate_model(scored: DataFrame, config: LakeforgeConfig,
+                   role: str) -> tuple[dict[str, float], dict[str, float], tuple[str, ...], pd.DataFrame]:
+    """The task's metrics, the tuned decision (binary: threshold), its violations and the slice table;
+    the tuning's curve (binary: the threshold sweep) is logged for the report."""
     task = task_for(config.task.type, config.evaluation.objective)
     if scored.isEmpty():
         window = "evaluate" if config.windows.evaluate else "train"
         raise no_rows("evaluate", window, getattr(config.windows, window), f"{config.dataset.table} (rows with a label)")
-    decision, decision_metrics, violations = task.tune(scored)
+    decision, decision_metrics, violations, curve = task.tune(scored)
+    if curve is not None:
+        mlflow.log_table(curve, artifact_file=f"threshold_sweep_{role}.json")  # the report's cost curve
     metrics = task.spark_metrics(scored, **decision) | decision_metrics
     slice_metric = config.evaluation.slices.metric or DEFAULT_SLICE_METRIC[task.type]
     slices = slice_metrics(scored, task.slice_aggregates(**decision), config.evaluation.slices, slice_metric,
@@ -72,7 +75,7 @@ def _evaluate_version(version: ModelVersion, rows: DataFrame, config: LakeforgeC
     """Score and evaluate one registered version, logging its metrics and slices under `role`."""
     scored = scored_rows(rows, load_registered(version, config.model, config.task.type), config).persist()
     try:
-        metrics, decision, violations, slices = evaluate_model(scored, config)
+        metrics, decision, violations, slices = evaluate_model(scored, config, role)
     finally:
         scored.unpersist()
     mlflow.log_metrics({f"{role}_{k}": v for k, v in metrics.items() if not math.isnan(v)})

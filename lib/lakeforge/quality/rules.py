@@ -15,11 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+
+class _SparkFunctions:
+    """``pyspark.sql.functions``, imported when a rule is evaluated: the config loads without pyspark."""
+
+    def __getattr__(self, name: str) -> Any:
+        from pyspark.sql import functions
+
+        return getattr(functions, name)
+
+
+F = _SparkFunctions()
 
 Severity = Literal["warn", "fail"]
 Status = Literal["pass", "warn", "fail"]

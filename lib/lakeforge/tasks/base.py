@@ -88,10 +88,11 @@ class Task(ABC):
     def slice_aggregates(self, **decision: Any) -> dict[str, Column]:
         """Metric -> Spark aggregate over scored rows, for per-slice tables."""
 
-    def tune(self, scored: DataFrame) -> tuple[dict[str, Any], dict[str, float], tuple[str, ...]]:
+    def tune(self, scored: DataFrame) -> tuple[dict[str, Any], dict[str, float], tuple[str, ...], pd.DataFrame | None]:
         """The decision's settings chosen on evaluation rows (binary: the threshold), the metrics of
-        that choice, and the constraints it violates. Tasks without a tunable decision: nothing."""
-        return {}, {}, ()
+        that choice, the constraints it violates and the curve it was chosen on. Tasks without a
+        tunable decision: nothing."""
+        return {}, {}, (), None
 
     @abstractmethod
     def baseline_outputs(self, training_labels: DataFrame) -> dict[str, Column]:

@@ -97,12 +97,15 @@ class BinaryClassification(Task):
         rate = training_labels.agg(F.avg(F.col(LABEL).cast("double"))).head()[0]
         return {SCORE: F.lit(float(rate))}
 
-    def tune(self, scored: DataFrame) -> tuple[dict[str, Any], dict[str, float], tuple[str, ...]]:
-        """The cost-optimal threshold under the constraints (`evaluation.objective`), found on a score histogram."""
+    def tune(self, scored: DataFrame) -> tuple[dict[str, Any], dict[str, float], tuple[str, ...], pd.DataFrame]:
+        """The cost-optimal threshold under the constraints (`evaluation.objective`), found on a score
+        histogram; the sweep of every threshold is the curve."""
         objective = self.settings
-        histogram = score_histogram(scored, objective.score_buckets)
-        choice = choose_threshold(threshold_sweep(histogram, objective.score_buckets, objective.costs), objective)
-        return {"threshold": choice.threshold}, choice.metrics | {"threshold": choice.threshold}, choice.violations
+        sweep = threshold_sweep(score_histogram(scored, objective.score_buckets), objective.score_buckets,
+                                objective.costs)
+        choice = choose_threshold(sweep, objective)
+        return ({"threshold": choice.threshold}, choice.metrics | {"threshold": choice.threshold}, choice.violations,
+                sweep)
 
     def with_decision(self, predictions: DataFrame, threshold: float = 0.5) -> DataFrame:
         return predictions.withColumns({"decision": (F.col(SCORE) >= threshold).cast("int"),

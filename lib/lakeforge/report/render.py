@@ -1,0 +1,47 @@
+"""Render report sections into one self-contained HTML page (jinja2; figures inline, no network)."""
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from lakeforge.config import LakeforgeConfig
+from lakeforge.dag import RunState
+from lakeforge.report.model import Section
+from lakeforge.runs import RunSummary
+
+__all__ = ["render_html"]
+
+
+def _number(value: object) -> object:
+    """Integers with thousands separators, floats to 4 significant decimals; anything else as it is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return value
+    if isinstance(value, numbers.Integral) or float(value).is_integer() and abs(float(value)) >= 1000:
+        return f"{int(value):,}"
+    return f"{float(value):.4g}"
+
+
+def _cell_class(value: object, column: str) -> str:
+    if isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return "num"
+    return "example" if column in ("example", "_raw") else ""
+
+
+_ENVIRONMENT = Environment(loader=PackageLoader("lakeforge.report", "templates"), autoescape=select_autoescape(),
+                           trim_blocks=True, lstrip_blocks=True)
+_ENVIRONMENT.filters.update(number=_number, cell_class=_cell_class)
+
+
+def render_html(config: LakeforgeConfig, state: RunState, sections: list[Section]) -> str:
+    """The report page of run `state` with `sections`."""
+    summary = RunSummary.of(state)
+    return _ENVIRONMENT.get_template("report.html.j2").render(
+        run_id=state.run_id, project=config.project, sections=sections,
+        started=summary.started.strftime("%Y-%m-%d %H:%M:%S UTC") if summary.started else "-",
+        done=summary.done, failed=summary.failed, storage_root=config.storage_root,
+        written=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished={name: record.finished_at for name, record in state.steps.items()},
+        tracking_uri=config.tracking_uri, experiment=config.mlflow.experiment, fingerprint=config.fingerprint(),
+    )

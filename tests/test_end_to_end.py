@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from lakeforge import train
 from lakeforge.pipeline import run_steps
 from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
@@ -94,6 +96,18 @@ def test_predictions_carry_model_and_data_versions(spark, pipeline):
         (config.model.registered_name, str(registered.version), 0)}
     assert predictions.where(F.col("score").isNull() | ~F.col("score").between(0, 1)).count() == 0
     assert 0.5 < results["score"].details["test_auc"] < 1.0
+
+
+def test_the_registered_pyfunc_returns_the_scores_and_decisions_of_the_predictions_table(spark, pipeline):
+    config, _ = pipeline
+    table = delta(spark, config, "predictions").toPandas()
+    rows = delta(spark, config, "flight_features").where(F.col("key").isin(list(table["key"])))
+    inputs = train.model_input(rows, config.model, "key").toPandas()
+    served = mlflow.pyfunc.load_model(f"models:/{config.model.registered_name}@{config.model.alias}").predict(inputs)
+    both = pd.concat([inputs[["key"]], served], axis=1).merge(table, on="key", suffixes=("_pyfunc", ""))
+    assert len(both) == len(table) and list(served.columns) == ["score"]
+    np.testing.assert_allclose(both["score_pyfunc"], both["score"], rtol=1e-12)
+    assert ((both["score"] >= both["decision_threshold"]).astype(int) == both["decision"]).all()
 
 
 def test_rescoring_does_not_duplicate_rows(spark, pipeline):

@@ -179,3 +179,22 @@ def test_regression_config_mistakes_name_the_key(tmp_path, overrides, message):
     with pytest.raises(ConfigError) as error:
         flights_config(tmp_path, **{**REGRESSION, **overrides})
     assert message in str(error.value)
+
+
+def test_a_spark_ml_classifier_predicts_class_names_and_their_probabilities(spark, tmp_path):
+    from lakeforge import spark_ml
+    from lakeforge.models import SparkMlModel
+    from lakeforge.tasks import task_for
+
+    config = flights_config(tmp_path, **{**MULTICLASS, "model.estimator": "pyspark.ml.classification.RandomForestClassifier",
+                                         "model.params": {"numTrees": 10}})
+    task = task_for(config.task.type)
+    assert task.output_columns() == ["prediction", "probabilities"]
+    rows = train.model_input(spark.createDataFrame(feature_rows("multiclass")), config.model, "key", "label")
+    model = spark_ml.fit(rows, config)
+    scored = SparkMlModel(model, config.model, task).predict(rows, "key").toPandas()
+    assert list(scored.columns) == ["key", "prediction", "probabilities"]
+    assert set(scored["prediction"]) <= {"low", "mid", "high"} and len(set(scored["prediction"])) == 3
+    np.testing.assert_allclose(scored["probabilities"].map(lambda p: sum(dict(p).values())), 1.0, rtol=1e-9)
+    best = scored["probabilities"].map(lambda p: max(dict(p), key=dict(p).get))
+    assert (best == scored["prediction"]).all()

@@ -35,4 +35,5 @@ def log_tabular_model(model: TabularModel, sample: pd.DataFrame, registered_name
     """Log `model` (signature from `sample`'s inputs and the model's outputs on it); register it if named."""
     return mlflow.pyfunc.log_model(
         name=name, python_model=model, registered_model_name=registered_name,
-        signature=infer_signature(sample, model.predict(None, sample)), pip_requirements=requirements())
+        signature=infer_signature(sample, model.predict(None, sample)), input_example=sample.head(3),
+        pip_requirements=requirements())

@@ -8,6 +8,7 @@ by the same code, so every step reports the same numbers for the same rows.
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -56,7 +57,8 @@ class Task(ABC):
         return catalog.greater_is_better(self.type, metric)
 
     def output_columns(self) -> list[str]:
-        return [field.split()[0] for field in self.output_schema.split(",")]
+        """The names in `output_schema` (commas inside ``map<...>`` do not separate fields)."""
+        return [field.split()[0] for field in re.split(r",\s*(?![^<]*>)", self.output_schema)]
 
     def spark_metrics(self, scored: DataFrame, **decision: Any) -> dict[str, float]:
         """The task's metrics over all `scored` rows (columns `label` and the model's outputs)."""

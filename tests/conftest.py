@@ -1,7 +1,10 @@
 """Shared fixtures: one real SparkSession (with Delta) for the whole test session."""
 from __future__ import annotations
 
+import socket
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.spark import get_spark
+from lakeforge.storage import storage_for
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the examples' seed scripts: `examples.flights.seed`
@@ -26,7 +30,7 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
     base = {"storage_root": str(storage_root), "spark.conf": {"spark.sql.shuffle.partitions": 2}}
     config = load_config(FLIGHTS_CONF, {**base, **overrides})
     if months:
-        seed_landing(config.landing_dir, months)
+        seed_landing(storage_for(config), config.landing_dir, months)
     return config
 
 
@@ -34,7 +38,7 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
 def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     root = tmp_path_factory.mktemp("spark")
     config = flights_config(root, **{"spark.master": "local[2]"})
-    session = get_spark(config.spark, root / "warehouse")
+    session = get_spark(config.spark, str(root / "warehouse"))
     yield session
     session.stop()
 
@@ -50,3 +54,20 @@ def synthetic_time(months) -> "pd.Series":
     import pandas as pd
 
     return pd.to_datetime({"year": 2013, "month": months, "day": 15, "hour": 12})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: int) -> bytes:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

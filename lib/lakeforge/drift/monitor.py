@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict
-from pathlib import Path
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -24,7 +23,7 @@ from lakeforge.config import LakeforgeConfig, MonitorSettings
 from lakeforge.drift.binning import BucketCounts, ColumnBins, bucket_counts, fit_bins
 from lakeforge.drift.compare import DriftMeasure, compare_column, drifted_share
 from lakeforge.drift.live_metrics import live_metrics
-from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
+from lakeforge.drift.plots import HistogramPanel, drift_figure, png_bytes
 from lakeforge.drift.statistics import shares
 from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
 from lakeforge.errors import StepError
@@ -32,7 +31,8 @@ from lakeforge.features.dataset import KEY, LABEL
 from lakeforge.models import load_model
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, latest_version, read_pinned
-from lakeforge.tracking import log_tables, step_run, table_versions_of_run
+from lakeforge.storage import storage_for
+from lakeforge.tracking import log_bytes, log_tables, step_run, table_versions_of_run
 from lakeforge.windows import describe, in_window, no_rows, period_label
 
 WINDOW = "_window"
@@ -89,11 +89,11 @@ def append_rows(spark: SparkSession, rows: DataFrame, path: str, name: str) -> T
 
 
 def _plot(
-    path: Path, bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
+    bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
     current: dict[str, dict[str, BucketCounts]], drift: list[tuple[str, str, DriftMeasure]],
     share: dict[str, float], auc: dict[str, float], settings: MonitorSettings, title: str,
-) -> Path:
-    """Histograms of the prediction and the most drifted features (by PSI) in the latest window."""
+) -> bytes:
+    """PNG of histograms of the prediction and the most drifted features (by PSI) in the latest window."""
     latest = max(share)
     psi = {(kind, window, m.feature): m.value for kind, window, m in drift if m.method == "psi"}
     ranked = sorted((f for k, w, f in psi if k == "feature" and w == latest), key=lambda f: -psi["feature", latest, f])
@@ -107,7 +107,7 @@ def _plot(
             shares(reference[feature].coarse(column)), shares(current[latest][feature].coarse(column)),
             f"PSI {psi[kind, latest, feature]:.3f} ({latest})"))
     over_time = {f: {w: v for (k, w, name), v in psi.items() if k == "feature" and name == f} for f in shown}
-    return save_figure(drift_figure(panels, over_time, share, auc, title), path)
+    return png_bytes(drift_figure(panels, over_time, share, auc, title))
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
@@ -179,10 +179,11 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                                        settings.live_metrics_table))
         live_frame.unpersist()
 
-        plot = _plot(config.storage_root / settings.plots_dir / f"drift-{active.info.run_id}.png",
-                     {b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
+        plot = _plot({b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
                      settings, f"{model_uri} vs {reference_name}")
-        mlflow.log_artifact(str(plot), "monitor")
+        plot_name = f"drift-{active.info.run_id}.png"
+        storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), plot)
+        log_bytes(plot, "monitor", plot_name)
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
         for step, window in enumerate(sorted(current)):

@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import mlflow
 import yaml
 
-from lakeforge.config import SparkSettings, load_config
-from lakeforge.errors import LakeforgeError
+from lakeforge.config import LakeforgeConfig, SparkSettings, load_config
+from lakeforge.errors import ConfigError, LakeforgeError
 from lakeforge.scheduling import airflow_dag_source
-from lakeforge.spark import get_spark
+from lakeforge.spark import fetch_jars, get_spark
 from lakeforge.reproducibility.replay import replay
 from lakeforge.reproducibility.retention import vacuum
 from lakeforge.tracking import configure_mlflow
-from lakeforge.pipeline import STEPS, SparkSubmit, run_steps, session_for
+from lakeforge.pipeline import ALL_STEPS, SparkSubmit, run_steps, session_for
 from lakeforge.validation import validate
 
 
@@ -40,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lakeforge", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     run = _with_config(commands.add_parser("run", help="run one pipeline step, or all of them in order"))
-    run.add_argument("step", choices=[*STEPS, "all"])
+    run.add_argument("step", choices=[*ALL_STEPS, "all"],
+                     help="a step, or all: the steps of pipeline.steps (default: the six of the README)")
     run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
@@ -51,8 +54,12 @@ def parser() -> argparse.ArgumentParser:
     airflow.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     airflow.add_argument("--dag-id", default="lakeforge")
     airflow.add_argument("--schedule", default="@daily")
-    check = commands.add_parser("check", help="start Spark with Delta (fetching its jars) and print versions")
+    check = commands.add_parser("check", help="start Spark with Delta and print versions")
     check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
+    _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, into "
+                                                  "the local jar folder later sessions start from"))
+    ui = _with_config(commands.add_parser("ui", help="the MLflow UI on the configured tracking store, on 127.0.0.1"))
+    ui.add_argument("--port", type=int, default=5000)
     replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
     replay.add_argument("run_id", help="MLflow run id of the run to replay")
     replay.add_argument("--tolerance", type=float, default=0.0,
@@ -87,16 +94,30 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def spark_settings(conf: str, overrides: list[str] | None = None) -> SparkSettings:
+    """`conf`'s Spark settings (with `overrides`) if the file exists, else the defaults."""
+    return load_config(conf, parse_overrides(overrides or [])).spark if Path(conf).exists() else SparkSettings()
+
+
 def check(conf: str) -> None:
     """Start a session (with `conf`'s Spark settings if it exists) and prove Delta works by writing and reading a table."""
-    settings = load_config(conf).spark if Path(conf).exists() else SparkSettings()
+    settings = spark_settings(conf)
     scratch = Path(tempfile.mkdtemp())
-    spark = get_spark(settings, scratch / "warehouse")
+    spark = get_spark(settings, str(scratch / "warehouse"))
     probe = str(scratch / "probe")
     spark.range(3).write.format("delta").save(probe)
     rows = spark.read.format("delta").load(probe).count()
     print(f"spark {spark.version} ({spark.sparkContext.master}), delta jars {settings.delta_package}, "
           f"mlflow {mlflow.__version__}, probe table rows {rows}: ok")
+
+
+def ui(config: LakeforgeConfig, port: int) -> NoReturn:
+    """Replace this process by ``mlflow ui`` on `config`'s tracking and registry stores, on 127.0.0.1."""
+    if config.tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise ConfigError(f"mlflow.tracking_uri {config.tracking_uri} is a tracking server already: open it")
+    mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+    os.execv(mlflow_cli, [mlflow_cli, "ui", "--backend-store-uri", config.tracking_uri, "--registry-store-uri",
+                          config.registry_uri, "--host", "127.0.0.1", "--port", str(port)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             check(args.conf)
             return 0
+        if args.command == "jars":
+            settings = spark_settings(args.conf, args.overrides)
+            print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings)}")
+            return 0
+        if args.command == "ui":
+            ui(load_config(args.conf, parse_overrides(args.overrides)), args.port)
         if args.command == "validate":
             config = load_config(args.conf, parse_overrides(args.overrides))
             for warning in validate(session_for(config), config, source=args.conf):
@@ -112,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.conf}: valid ({len(config.sources)} sources, {len(config.features)} feature views)")
             return 0
         if args.command == "airflow-dag":
-            print(airflow_dag_source(load_config(args.conf), list(STEPS), args.conf, args.dag_id, args.schedule), end="")
+            print(airflow_dag_source(load_config(args.conf), args.conf, args.dag_id, args.schedule), end="")
             return 0
         if args.command in ("replay", "vacuum"):
             return reproduce(args)

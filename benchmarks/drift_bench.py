@@ -110,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="drift-bench-"))
     spark = get_spark(SparkSettings(master=args.master, conf={"spark.driver.memory": "6g",
-                                                               "spark.sql.shuffle.partitions": 4}), work / "warehouse")
+                                                               "spark.sql.shuffle.partitions": 4}), str(work / "warehouse"))
     paths = {}
     for side, is_current in (("reference", False), ("current", True)):
         paths[side] = str(work / side)

@@ -116,7 +116,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="pit_bench_"))
     spark = get_spark(SparkSettings(app_name="pit-join-bench", master="local[2]", conf={
         "spark.ui.enabled": True, "spark.driver.memory": "6g", "spark.sql.shuffle.partitions": 16,
-        "spark.sql.adaptive.enabled": True}), root / "warehouse")
+        "spark.sql.adaptive.enabled": True}), str(root / "warehouse"))
     generate(spark, root, args.rows, keys)
     spine = spark.read.format("delta").load(str(root / "spine"))
     tables = {name: spark.read.format("delta").load(str(root / name)) for name in TABLES}

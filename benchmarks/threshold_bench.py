@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="threshold-bench-"))
     spark = get_spark(SparkSettings(master=args.master, conf={"spark.driver.memory": "4g",
-                                                              "spark.sql.shuffle.partitions": 4}), root / "warehouse")
+                                                              "spark.sql.shuffle.partitions": 4}), str(root / "warehouse"))
     path = str(root / "scored")
     generate(spark, path, args.rows)
     results = {}

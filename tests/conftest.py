@@ -1,7 +1,10 @@
 """Shared fixtures: one real SparkSession (with Delta) for the whole test session."""
 from __future__ import annotations
 
+import socket
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +13,14 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.spark import get_spark
+from lakeforge.storage import storage_for
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the examples' seed scripts: `examples.flights.seed`
 FLIGHTS_CONF = REPO / "examples" / "flights" / "pipeline.yaml"
 E2E_RUN_ID = "e2e-flights"
+E2E_OVERRIDES = {"windows.train": ["2013-01-01", "2013-02-01"], "windows.score": ["2013-02-01", "2013-03-01"],
+                 "model.params.max_iter": 50}  # train on January, score and monitor February
 
 from examples.flights.seed import seed_landing  # noqa: E402
 
@@ -27,7 +33,7 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
     base = {"storage_root": str(storage_root), "spark.conf": {"spark.sql.shuffle.partitions": 2}}
     config = load_config(FLIGHTS_CONF, {**base, **overrides})
     if months:
-        seed_landing(config.landing_dir, months)
+        seed_landing(storage_for(config), config.landing_dir, months)
     return config
 
 
@@ -35,19 +41,18 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
 def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     root = tmp_path_factory.mktemp("spark")
     config = flights_config(root, **{"spark.master": "local[2]"})
-    session = get_spark(config.spark, root / "warehouse")
+    session = get_spark(config.spark, str(root / "warehouse"))
     yield session
     session.stop()
 
 
 @pytest.fixture(scope="session")
 def flights_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
-    """The flights example run once on two real months (train January, score and monitor February), every step:
-    (config, step results by name, run id). Tests that read it share it; tests that change its tables say so."""
+    """The flights example run once on two real months (train January, score and monitor February), every step,
+    with a ``file:///`` storage root: (config, step results by name, run id). Tests that read it share it; tests that change its tables say so."""
     from lakeforge.pipeline import run_steps
 
-    small = {"windows.train": months_of_2013(1, 1), "windows.score": months_of_2013(2, 2), "model.params.max_iter": 50}
-    config = flights_config(tmp_path_factory.mktemp("e2e"), months=[1, 2], **small)
+    config = flights_config(tmp_path_factory.mktemp("e2e").as_uri(), months=[1, 2], **E2E_OVERRIDES)
     results = run_steps(None, config, spark=spark, run_id=E2E_RUN_ID)
     return config, {r.step: r for r in results}, E2E_RUN_ID
 
@@ -63,3 +68,20 @@ def synthetic_time(months) -> "pd.Series":
     import pandas as pd
 
     return pd.to_datetime({"year": 2013, "month": months, "day": 15, "hour": 12})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: int) -> bytes:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

@@ -121,7 +121,7 @@ def test_runs_lists_runs_and_shows_one(flights_pipeline, capsys):
     shown = capsys.readouterr().out
     steps = [line.split()[0:2] for line in shown.splitlines()[3:9]]
     assert steps == [[s, "succeeded"] for s in STEPS]
-    assert f"report: {config.storage_root / 'reports' / (run_id + '.html')}" in shown
+    assert f"report: {config.location('reports', run_id + '.html')}" in shown
     assert {line.split()[1] for line in shown.splitlines() if line.startswith("mlflow:")} >= {*STEPS, "report"}
     assert main(["runs", "no-such-run", *conf]) == 2
     assert "lakeforge: error: no run 'no-such-run'" in capsys.readouterr().err

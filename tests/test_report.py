@@ -13,6 +13,7 @@ from lakeforge.dag import RunState
 from lakeforge.lakehouse import read_table
 from lakeforge.report.collect import STEP_TITLES, collect_sections
 from lakeforge.report.render import render_html
+from lakeforge.storage import local_path
 from lakeforge.runs import mlflow_runs, report_path
 
 from conftest import REPO
@@ -24,13 +25,13 @@ SCREENSHOT = REPO / "build" / "report-screenshot.png"
 @pytest.fixture(scope="module")
 def report(flights_pipeline) -> tuple[object, Path]:
     config, _, run_id = flights_pipeline
-    return config, report_path(config, run_id)
+    return config, Path(local_path(report_path(config, run_id)))
 
 
 def test_the_report_is_one_self_contained_page(report):
     config, path = report
     html = path.read_text()
-    assert path.parent == config.storage_root / "reports"
+    assert path.parent == Path(local_path(config.location("reports")))
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the report fetches something"
     assert "<script" not in html
     assert html.count("<svg") >= 3 and "data:image/png;base64," in html
@@ -38,7 +39,7 @@ def test_the_report_is_one_self_contained_page(report):
 
 def test_every_step_has_its_content(flights_pipeline):
     config, _, run_id = flights_pipeline
-    sections = {s.step: s for s in collect_sections(config, RunState.load(config.storage_root, run_id), list(STEP_TITLES))}
+    sections = {s.step: s for s in collect_sections(config, RunState.load(config, run_id), list(STEP_TITLES))}
     assert all(s.status == "succeeded" and not s.notes for s in sections.values()), {s.step: s.notes for s in sections.values()}
     tables = {step: {t.title: t for t in s.tables} for step, s in sections.items()}
     for source, read, written, quarantined in tables["ingest"]["Rows per source"].rows:
@@ -105,8 +106,8 @@ def test_the_report_renders_in_a_real_browser(report):
 
 def test_a_step_that_did_not_run_says_so(flights_pipeline, tmp_path):
     config, _, run_id = flights_pipeline
-    state = RunState.load(config.storage_root, run_id)
-    partial = RunState(run_id, tmp_path / "partial.json", {"ingest": state.steps["ingest"]})
+    state = RunState.load(config, run_id)
+    partial = RunState(run_id, str(tmp_path / "partial.json"), state.storage, {"ingest": state.steps["ingest"]})
     sections = collect_sections(config, partial, list(STEP_TITLES))
     assert [s.status for s in sections] == ["succeeded", *["not run"] * 5]
     assert sections[1].notes == ["The features step did not run in this pipeline run."]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import shutil
 import sys
 from pathlib import Path
 
 from lakeforge.config import load_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.storage import Storage, join, storage_for
 
 
 def bikeshare_csv() -> Path:
@@ -24,12 +24,12 @@ def bikeshare_csv() -> Path:
     return Path(spec.origin).parent / "data" / "Bikeshare.csv"
 
 
-def seed_landing(landing_dir: Path) -> Path:
-    """Copy the CSV to ``<landing_dir>/bikeshare/`` unless a CSV file is already there."""
-    target = landing_dir / "bikeshare" / "Bikeshare.csv"
-    if not any(target.parent.glob("*.csv")):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(bikeshare_csv(), target)
+def seed_landing(storage: Storage, landing_dir: str) -> str:
+    """Copy the CSV to ``<landing_dir>/bikeshare/`` (a path or URI) unless a CSV file is already there."""
+    folder = join(landing_dir, "bikeshare")
+    target = join(folder, "Bikeshare.csv")
+    if not any(name.endswith(".csv") for name in storage.children(folder)):
+        storage.write_bytes(target, bikeshare_csv().read_bytes())
     return target
 
 
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default=str(Path(__file__).with_name("pipeline.yaml")))
     args = parser.parse_args(argv)
-    print(f"[seed] bikeshare example: {seed_landing(load_config(args.conf).landing_dir)}")
+    config = load_config(args.conf)
+    print(f"[seed] bikeshare example: {seed_landing(storage_for(config), config.landing_dir)}")
     return 0
 
 

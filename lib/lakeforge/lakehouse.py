@@ -20,6 +20,7 @@ from deltalake.exceptions import DeltaError
 
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.storage import join, storage_for
 
 __all__ = ["QueryError", "as_config", "connect", "existing_tables", "open_table", "query", "read_table", "relation"]
 
@@ -38,16 +39,17 @@ def as_config(config: LakeforgeConfig | str | Path) -> LakeforgeConfig:
 
 def existing_tables(config: LakeforgeConfig) -> list[str]:
     """Names of the Delta tables written under ``<storage_root>/delta/``, sorted."""
-    root = Path(config.storage_root) / "delta"
-    return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir()) if root.is_dir() else []
+    storage, root = storage_for(config), config.location("delta")
+    return sorted(name for name, is_dir in storage.children(root).items()
+                  if is_dir and storage.exists(join(root, name, "_delta_log")))
 
 
 def open_table(config: LakeforgeConfig, name: str, version: int | None = None) -> DeltaTable:
     """Table `name` (at `version`, default the newest) with delta-rs; errors name the table and what exists."""
     path = config.table_path(name)
-    if not (Path(path) / "_delta_log").is_dir():
+    if not storage_for(config).exists(join(path, "_delta_log")):
         known = ", ".join(existing_tables(config)) or "none yet: run the pipeline first"
-        raise QueryError(f"no table '{name}' under {Path(path).parent} (tables: {known})")
+        raise QueryError(f"no table '{name}' under {config.location('delta')} (tables: {known})")
     try:
         return DeltaTable(path, version=version)
     except DeltaError as exc:

@@ -1,7 +1,8 @@
 """Run pipeline steps in DAG order, in this process or one spark-submit per step.
 
 Progress is printed per step (name, elapsed, rows in/out) with a summary table at the end. Run
-state is recorded by run id (see `lakeforge.dag`), so a failed run resumes at the failed step.
+state is recorded by run id (see `lakeforge.dag`), so a failed run resumes at the failed step. The
+steps' MLflow runs nest under one parent run per lakeforge run (see `lakeforge.tracking.pipeline_run`).
 """
 from __future__ import annotations
 
@@ -14,24 +15,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TextIO
 
+import pyspark
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from lakeforge import ingest, score, train
+from lakeforge import cascade, ingest, score, train
 from lakeforge.features import step as features_step
 from lakeforge.evaluation import step as evaluate_step
 from lakeforge.drift import monitor
+from lakeforge.experiments import ab
 from lakeforge.config import LakeforgeConfig, StepSettings
-from lakeforge.dag import RunState, declared_steps, new_run_id, select_steps, step_order
+from lakeforge.dag import RunState, new_run_id, plan_steps
 from lakeforge.errors import StepError
+from lakeforge.jobs import STEP_JOB
 from lakeforge.progress import progress
 from lakeforge.report import write_run_report
 from lakeforge.results import StepResult
-from lakeforge.spark import JVM_CONF, conf_value, get_spark
-from lakeforge.tracking import pipeline_run
+from lakeforge.spark import JVM_CONF, conf_value, get_spark, jar_files
+from lakeforge.tracking import PARENT_RUN_ENV, parent_run_id, pipeline_run
 from lakeforge.validation import validate
 
-STEPS: dict[str, Callable[..., StepResult]] = {
+STEPS: dict[str, Callable[..., StepResult]] = {  # `run all` without pipeline.steps: these, in this order
     "ingest": ingest.run,
     "features": features_step.run,
     "train": train.run,
@@ -39,11 +43,15 @@ STEPS: dict[str, Callable[..., StepResult]] = {
     "score": score.run,
     "monitor": monitor.run,
 }
-JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
+OPTIONAL_STEPS: dict[str, Callable[..., StepResult]] = {  # run when named, or when declared in pipeline.steps
+    "cascade": cascade.run,
+    "ab_analysis": ab.run,
+}
+ALL_STEPS = {**STEPS, **OPTIONAL_STEPS}
 
 
 def session_for(config: LakeforgeConfig) -> SparkSession:
-    return get_spark(config.spark, config.storage_root / "warehouse")
+    return get_spark(config.spark, config.location("warehouse"))
 
 
 class StepExecutor(Protocol):
@@ -70,17 +78,23 @@ class InProcess:
             raise StepError(f"pipeline.steps.{step}.spark_conf: cannot be set in a running session "
                             f"({exc}); run with --submit to pass it to spark-submit") from None
         try:
-            with pipeline_run(run_id), progress(spark, step):
+            with progress(spark, step):
                 if step == "ingest":
                     return STEPS[step](spark, self.config, self.batch_id)
-                return STEPS[step](spark, self.config)
+                return ALL_STEPS[step](spark, self.config)
         finally:
             for key, value in previous.items():
                 spark.conf.unset(key) if value is None else spark.conf.set(key, value)
 
 
+def spark_submit() -> str:
+    """``$SPARK_HOME/bin/spark-submit``, else the one inside the installed pyspark package."""
+    home = os.environ.get("SPARK_HOME") or os.path.dirname(pyspark.__file__)
+    return os.path.join(home, "bin", "spark-submit")
+
+
 class SparkSubmit:
-    """Runs each step as ``spark-submit jobs/<step>.py`` (client mode) against `master`."""
+    """Runs each step as ``spark-submit lakeforge/jobs/step.py STEP`` (client mode) against `master`."""
 
     def __init__(self, config: LakeforgeConfig, conf_path: str, overrides: list[str], master: str,
                  batch_id: str | None = None, out: TextIO = sys.stdout):
@@ -88,18 +102,13 @@ class SparkSubmit:
         self.master, self.batch_id, self.out = master, batch_id, out
 
     def command(self, step: str, settings: StepSettings, run_id: str) -> list[str]:
-        job = JOBS_DIR / f"{step}.py"
-        if not job.exists():
-            raise StepError(f"no spark-submit entry point {job} for step '{step}'")
         spark_conf = {"spark.pyspark.python": sys.executable, **JVM_CONF, **self.config.spark.conf, **settings.spark_conf}
-        command = [str(Path(sys.executable).parent / "spark-submit"), "--master", self.master]
-        if self.config.spark.jars_dir is None:
-            command += ["--packages", self.config.spark.delta_package]
-        else:
-            command += ["--jars", ",".join(str(j) for j in sorted(Path(self.config.spark.jars_dir).glob("*.jar")))]
+        command = [spark_submit(), "--master", self.master]
+        jars = jar_files(self.config.spark)
+        command += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(self.config.spark.all_packages)]
         for key, value in spark_conf.items():
             command += ["--conf", f"{key}={conf_value(value)}"]
-        command += [str(job), "--conf", self.conf_path, "--run-id", run_id, "--no-report"]
+        command += [STEP_JOB, step, "--conf", self.conf_path, "--run-id", run_id, "--no-report"]
         for override in self.overrides:
             command += ["--set", override]
         if self.batch_id and step == "ingest":
@@ -107,14 +116,15 @@ class SparkSubmit:
         return command
 
     def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
+        env = {**os.environ, "PYSPARK_PYTHON": sys.executable, PARENT_RUN_ENV: parent_run_id() or ""}
         with tempfile.NamedTemporaryFile("w+", prefix=f"lakeforge-{step}-", suffix=".log", delete=False) as log:
             child = subprocess.Popen(self.command(step, settings, run_id), stdout=subprocess.PIPE, stderr=log,
-                                     text=True, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+                                     text=True, env=env)
             for line in child.stdout:
                 if line.startswith("[lakeforge]") or line.startswith("lakeforge:"):
                     print(f"    {line.rstrip()}", file=self.out, flush=True)
             child.wait()
-        state = RunState.load(self.config.storage_root, run_id)
+        state = RunState.load(self.config, run_id)
         if not state.succeeded(step):  # a step that succeeded may still exit non-zero as a signal (monitor: 3, 4)
             tail = Path(log.name).read_text().splitlines()[-15:]
             raise StepError(f"spark-submit of step '{step}' exited with {child.returncode} without recording "
@@ -130,47 +140,49 @@ def run_steps(
 ) -> list[StepResult]:
     """Run `steps` (None: the whole DAG) in DAG order under `run_id`, skipping steps it already finished.
 
-    With `report`, the run's HTML report is (re)written once a step ran (see `lakeforge.report`).
+    With `report`, the run's HTML report is (re)written once a step ran (see `lakeforge.report`) and
+    logged to the run's parent MLflow run.
     """
-    declared = declared_steps(config, list(STEPS))
-    chosen = select_steps(step_order(declared, list(STEPS)), steps)
+    declared, chosen = plan_steps(config, list(STEPS), list(OPTIONAL_STEPS), steps)
     run_id = run_id or new_run_id()
-    state = RunState.load(config.storage_root, run_id)
+    state = RunState.load(config, run_id)
     executor = executor or InProcess(config, spark, batch_id)
     if isinstance(executor, InProcess):  # spark-submit jobs validate in their own process
         for warning in validate(executor.session(), config):
             print(f"[lakeforge] warning: {warning}", file=out, flush=True)
     print(f"[lakeforge] run {run_id}: {' -> '.join(chosen)}", file=out, flush=True)
-    results = []
-    for position, step in enumerate(chosen, start=1):
-        if state.succeeded(step):
-            record = state.steps[step]
-            print(f"[lakeforge] step {position}/{len(chosen)} {step}: already done in run {run_id}, skipped",
-                  file=out, flush=True)
-            results.append(StepResult(step, record.rows_in, record.rows_out, {"skipped": True}))
-            continue
-        print(f"[lakeforge] step {position}/{len(chosen)} {step} ...", file=out, flush=True)
-        started = time.perf_counter()
-        try:
-            result = executor.run(step, declared[step], run_id)
-        except Exception as exc:
-            state.record(step, "failed", seconds=time.perf_counter() - started, error=str(exc))
-            print(f"[lakeforge] {step} FAILED; resume with: lakeforge run all --run-id {run_id}", file=out, flush=True)
-            if report:
-                try:
-                    print(f"[lakeforge] report: {write_run_report(config, run_id)}", file=out, flush=True)
-                except Exception as report_error:  # the step's error is the one to raise
-                    print(f"[lakeforge] report not written: {report_error}", file=out, flush=True)
-            raise
-        result.seconds = time.perf_counter() - started
-        state.record(step, "succeeded", result)
-        details = ", ".join(f"{k}: {v}" for k, v in result.details.items())
-        print(f"[lakeforge] {step} done in {result.seconds:.1f}s: rows in {result.rows_in}, "
-              f"rows out {result.rows_out}; {details}", file=out, flush=True)
-        results.append(result)
-    print(summary_table(results), file=out, flush=True)
-    if report and not all(r.details.get("skipped") for r in results):
-        print(f"[lakeforge] report: {write_run_report(config, run_id)}", file=out, flush=True)
+    with pipeline_run(config, run_id) as parent:
+        results = []
+        for position, step in enumerate(chosen, start=1):
+            if state.succeeded(step):
+                record = state.steps[step]
+                print(f"[lakeforge] step {position}/{len(chosen)} {step}: already done in run {run_id}, skipped",
+                      file=out, flush=True)
+                results.append(StepResult(step, record.rows_in, record.rows_out, {"skipped": True}))
+                continue
+            print(f"[lakeforge] step {position}/{len(chosen)} {step} ...", file=out, flush=True)
+            started = time.perf_counter()
+            try:
+                result = executor.run(step, declared[step], run_id)
+            except Exception as exc:
+                state.record(step, "failed", seconds=time.perf_counter() - started, error=str(exc))
+                print(f"[lakeforge] {step} FAILED; resume with: lakeforge run all --run-id {run_id}",
+                      file=out, flush=True)
+                if report:
+                    try:
+                        print(f"[lakeforge] report: {write_run_report(config, run_id, parent)}", file=out, flush=True)
+                    except Exception as report_error:  # the step's error is the one to raise
+                        print(f"[lakeforge] report not written: {report_error}", file=out, flush=True)
+                raise
+            result.seconds = time.perf_counter() - started
+            state.record(step, "succeeded", result)
+            details = ", ".join(f"{k}: {v}" for k, v in result.details.items())
+            print(f"[lakeforge] {step} done in {result.seconds:.1f}s: rows in {result.rows_in}, "
+                  f"rows out {result.rows_out}; {details}", file=out, flush=True)
+            results.append(result)
+        print(summary_table(results), file=out, flush=True)
+        if report and not all(r.details.get("skipped") for r in results):
+            print(f"[lakeforge] report: {write_run_report(config, run_id, parent)}", file=out, flush=True)
     return results
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeforge.config import LakeforgeConfig
 from lakeforge.dag import RunState, StepRecord
 from lakeforge.errors import LakeforgeError
+from lakeforge.storage import storage_for
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -48,8 +48,9 @@ def _finished(record: StepRecord) -> dt.datetime:
 
 def list_runs(config: LakeforgeConfig, limit: int = 20) -> list[RunSummary]:
     """The `limit` most recently started runs, newest first."""
-    folder = Path(config.storage_root) / "runs"
-    states = [RunState.load(Path(config.storage_root), p.stem) for p in folder.glob("*.json")] if folder.is_dir() else []
+    entries = storage_for(config).children(config.location("runs"))
+    states = [RunState.load(config, name.removesuffix(".json")) for name, is_dir in entries.items()
+              if name.endswith(".json") and not is_dir]
     summaries = [RunSummary.of(s) for s in states]
     oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     return sorted(summaries, key=lambda s: (s.started or oldest, s.run_id), reverse=True)[:limit]
@@ -57,9 +58,9 @@ def list_runs(config: LakeforgeConfig, limit: int = 20) -> list[RunSummary]:
 
 def load_run(config: LakeforgeConfig, run_id: str) -> RunState:
     """The recorded state of `run_id`; a LakeforgeError naming the runs folder if there is none."""
-    state = RunState.load(Path(config.storage_root), run_id)
-    if not state.path.exists():
-        raise LakeforgeError(f"no run '{run_id}' in {state.path.parent} (see `lakeforge runs`)")
+    state = RunState.load(config, run_id)
+    if not state.storage.exists(state.path):
+        raise LakeforgeError(f"no run '{run_id}' in {config.location('runs')} (see `lakeforge runs`)")
     return state
 
 
@@ -68,9 +69,10 @@ def report_file(run_id: str) -> str:
     return f"{REPORTS_DIR}/{run_id}.html"
 
 
-def report_path(config: LakeforgeConfig, run_id: str) -> Path:
-    """Where the HTML report of `run_id` is written."""
-    return Path(config.storage_root) / report_file(run_id)
+def report_path(config: LakeforgeConfig, run_id: str) -> str | None:
+    """Where the HTML report of `run_id` is, None if it was not written."""
+    location = config.location(report_file(run_id))
+    return location if storage_for(config).exists(location) else None
 
 
 def step_rows(state: RunState) -> list[tuple[str, ...]]:

@@ -1,14 +1,21 @@
-"""SparkSession factory with Delta Lake configured.
+"""SparkSession factory with Delta Lake configured, and the local jar folder that keeps its start quiet.
 
-Locally (plain ``python``) the session is embedded (``local[*]``) and Delta's jars are resolved
-from Maven through ``spark.jars.packages``. Under ``spark-submit`` the master and the jars come
-from the command line (``--master``, ``--packages``) and nothing here overrides them.
+Locally (plain ``python``) the session is embedded (``local[*]``) and Delta's jars (with any
+``spark.packages``) come from a local folder: ``spark.jars_dir``, else the folder ``lakeforge jars``
+filled once at set-up; only without either are they resolved from Maven (with Ivy's report) at every
+start. Under ``spark-submit`` the master and the jars come from the command line (``--master``,
+``--jars``/``--packages``) and nothing here overrides them. In-process sessions log with
+`LOG4J_CONFIG`: warnings, without the expected ones that come with stack traces.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 from py4j.java_gateway import JavaClass
 from pyspark import SparkConf
@@ -36,12 +43,14 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
 }
 
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+
 _HOW_TO_PROVIDE_JARS = (
     "Provide Delta Lake's jars in one of these ways:\n"
     "  - spark-submit --packages {package} ...   (resolved from Maven Central)\n"
     "  - spark-submit --jars /path/to/delta-spark.jar,/path/to/delta-storage.jar ...\n"
     "  - set spark.jars_dir in the YAML config to a folder holding those jars\n"
-    "  - pre-fetch them: mvn dependency:get -Dartifact={package}"
+    "  - fetch them once into lakeforge's jar folder: lakeforge jars [--conf pipeline.yaml]"
 )
 
 
@@ -54,26 +63,64 @@ def conf_value(value: str | int | float | bool) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def build_conf(settings: SparkSettings, warehouse_dir: Path) -> dict[str, str]:
+def jars_folder(settings: SparkSettings) -> Path:
+    """`spark.jars_dir`, else the default folder for this list of packages (under LAKEFORGE_JARS_HOME,
+    default ``~/.cache/lakeforge/jars``)."""
+    if settings.jars_dir is not None:
+        return Path(settings.jars_dir)
+    home = os.environ.get("LAKEFORGE_JARS_HOME") or Path.home() / ".cache" / "lakeforge" / "jars"
+    return Path(home) / hashlib.sha256(",".join(settings.all_packages).encode()).hexdigest()[:12]
+
+
+def jar_files(settings: SparkSettings) -> list[str]:
+    """The local jars to put on the classpath; empty when the packages must be resolved from Maven."""
+    jars = sorted(str(jar) for jar in jars_folder(settings).glob("*.jar"))
+    if settings.jars_dir is not None and not jars:
+        raise SparkSetupError(f"spark.jars_dir {settings.jars_dir} holds no .jar files")
+    return jars
+
+
+def fetch_jars(settings: SparkSettings) -> Path:
+    """Resolve the packages from Maven once (Ivy, in a throwaway session) and copy their jars into
+    `jars_folder`; later sessions start from there without resolving."""
+    folder = jars_folder(settings)
+    session = (SparkSession.builder.master("local[1]").appName("lakeforge-jars")
+               .config("spark.jars.packages", ",".join(settings.all_packages))
+               .config("spark.ui.enabled", "false").getOrCreate())
+    try:
+        resolved = [jar for jar in session.sparkContext.getConf().get("spark.jars", "").split(",") if jar]
+    finally:
+        session.stop()
+    if not resolved:
+        raise SparkSetupError(f"no jars were resolved for {', '.join(settings.all_packages)}")
+    staging = Path(tempfile.mkdtemp(prefix=".jars-", dir=folder.parent if folder.parent.exists() else None))
+    for jar in resolved:
+        shutil.copy2(urlparse(jar).path if jar.startswith("file:") else jar, staging)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.move(staging, folder)
+    return folder
+
+
+def build_conf(settings: SparkSettings, warehouse_dir: str) -> dict[str, str]:
     """The Spark conf lakeforge sets, lowest to highest precedence: defaults, then YAML."""
     conf = dict(DEFAULT_CONF)
-    conf["spark.sql.warehouse.dir"] = str(warehouse_dir.resolve())
+    conf["spark.sql.warehouse.dir"] = warehouse_dir
     if not _launched_by_spark_submit():
         conf["spark.master"] = settings.master or "local[*]"
-        if settings.jars_dir is not None:
-            jars = sorted(Path(settings.jars_dir).glob("*.jar"))
-            if not jars:
-                raise SparkSetupError(f"spark.jars_dir {settings.jars_dir} holds no .jar files")
-            conf["spark.jars"] = ",".join(str(j) for j in jars)
+        conf["spark.driver.extraJavaOptions"] += f" -Dlog4j2.configurationFile={LOG4J_CONFIG}"
+        jars = jar_files(settings)
+        if jars:
+            conf["spark.jars"] = ",".join(jars)
         else:
-            conf["spark.jars.packages"] = settings.delta_package
+            conf["spark.jars.packages"] = ",".join(settings.all_packages)
     elif settings.master:
         conf["spark.master"] = settings.master
     conf.update({key: conf_value(value) for key, value in settings.conf.items()})
     return conf
 
 
-def get_spark(settings: SparkSettings, warehouse_dir: Path) -> SparkSession:
+def get_spark(settings: SparkSettings, warehouse_dir: str) -> SparkSession:
     """Return the active SparkSession, creating it with Delta configured if there is none."""
     active = SparkSession.getActiveSession()
     if active is not None:

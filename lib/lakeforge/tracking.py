@@ -1,7 +1,11 @@
-"""MLflow tracking: experiment set-up and one run per step tagged with what makes it reproducible."""
+"""MLflow tracking: experiment set-up, one parent run per pipeline run and one nested run per step,
+tagged with the lakeforge run id and what makes it reproducible."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -12,24 +16,18 @@ from mlflow.entities import Run
 from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig
+from lakeforge.storage import local_path
 from lakeforge.reproducibility.manifest import build_manifest, log_manifest, manifest_tags
 from lakeforge.runs import RUN_ID_TAG
 from lakeforge.tables import TableVersion, recording_reads, table_retention_defaults
 
 TAG_PREFIX = "lakeforge"
 REPLAY_OF_TAG = f"{TAG_PREFIX}.replay_of"
+ROLE_TAG = f"{TAG_PREFIX}.role"
+PARENT_RUN_ENV = "LAKEFORGE_PARENT_RUN_ID"
 _replay_of: ContextVar[str | None] = ContextVar("lakeforge_replay_of", default=None)
-_pipeline_run: ContextVar[str | None] = ContextVar("lakeforge_pipeline_run", default=None)
-
-
-@contextmanager
-def pipeline_run(run_id: str) -> Iterator[None]:
-    """Step runs started inside the block are tagged with the pipeline's run id (``lakeforge.run_id``)."""
-    token = _pipeline_run.set(run_id)
-    try:
-        yield
-    finally:
-        _pipeline_run.reset(token)
+# (MLflow parent run id, lakeforge run id) of the pipeline run in progress
+_pipeline: ContextVar[tuple[str, str] | None] = ContextVar("lakeforge_pipeline_run", default=None)
 
 
 def replay_of() -> str | None:
@@ -47,17 +45,66 @@ def replaying(run_id: str) -> Iterator[None]:
         _replay_of.reset(token)
 
 
-def configure_mlflow(config: LakeforgeConfig) -> str:
-    """Point MLflow at the configured tracking URI and experiment; return the experiment id."""
+def point_mlflow(config: LakeforgeConfig) -> None:
+    """Point MLflow at the configured tracking and registry URIs (see `LakeforgeConfig.tracking_uri`)."""
     mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.registry_uri)
+
+
+def configure_mlflow(config: LakeforgeConfig) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id.
+
+    A new experiment stores its artifacts under ``<storage_root>/mlartifacts`` unless the tracking
+    URI is a server (which has its own artifact store); ``s3a://`` becomes MLflow's ``s3://``.
+    """
+    point_mlflow(config)
     experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
     if experiment is not None:
         return mlflow.set_experiment(experiment_id=experiment.experiment_id).experiment_id
     artifact_location = None
     if not config.tracking_uri.startswith(("http://", "https://", "databricks")):
-        artifact_location = (config.storage_root / "mlartifacts").resolve().as_uri()
+        local = local_path(config.storage_root)
+        artifact_location = (Path(local, "mlartifacts").as_uri() if local is not None else
+                             re.sub(r"^s3[an]://", "s3://", config.location("mlartifacts")))
     experiment_id = mlflow.create_experiment(config.mlflow.experiment, artifact_location=artifact_location)
     return mlflow.set_experiment(experiment_id=experiment_id).experiment_id
+
+
+@contextmanager
+def pipeline_run(config: LakeforgeConfig, run_id: str) -> Iterator[str]:
+    """The parent MLflow run of lakeforge run `run_id`; step runs started inside the block nest under it.
+
+    Resuming `run_id` reuses its parent run. Inside a spark-submit job started by ``--submit``, the
+    parent is the one the submitting process passed in `PARENT_RUN_ENV`.
+    """
+    inherited = os.environ.get(PARENT_RUN_ENV)
+    if inherited:
+        token = _pipeline.set((inherited, run_id))
+        try:
+            yield inherited
+        finally:
+            _pipeline.reset(token)
+        return
+    experiment_id = configure_mlflow(config)
+    client = mlflow.MlflowClient()
+    tags = {RUN_ID_TAG: run_id, ROLE_TAG: "pipeline"}
+    found = client.search_runs([experiment_id], " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()))
+    parent = found[0].info.run_id if found else client.create_run(experiment_id, run_name=f"pipeline {run_id}",
+                                                                  tags=tags).info.run_id
+    token, status = _pipeline.set((parent, run_id)), "FAILED"
+    try:
+        client.update_run(parent, status="RUNNING")
+        yield parent
+        status = "FINISHED"
+    finally:
+        _pipeline.reset(token)
+        client.set_terminated(parent, status)
+
+
+def parent_run_id() -> str | None:
+    """The MLflow run id of the pipeline run in progress, if any."""
+    pipeline = _pipeline.get()
+    return pipeline[0] if pipeline else None
 
 
 def git_state(start: Path | None = None) -> dict[str, str]:
@@ -77,6 +124,8 @@ def git_state(start: Path | None = None) -> dict[str, str]:
 def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
     """An MLflow run for `step`, tagged with git commit, config hash and seed; config logged as JSON.
 
+    Inside `pipeline_run` it is nested under the pipeline's parent run and tagged with the lakeforge run id.
+
     Every table version the step reads is recorded and, when the step succeeds, logged with the rest
     of the run manifest (see `lakeforge.reproducibility.manifest`). Tables the step creates get the
     configured retention properties.
@@ -92,17 +141,27 @@ def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
     }
     if replay_of() is not None:
         tags[REPLAY_OF_TAG] = replay_of()
-    if _pipeline_run.get() is not None:
-        tags[RUN_ID_TAG] = _pipeline_run.get()
+    pipeline, parent = _pipeline.get(), None
+    if pipeline is not None:
+        tags[RUN_ID_TAG] = pipeline[1]
+        parent = None if mlflow.active_run() else pipeline[0]  # MLflow refuses a parent other than the active run
     spark, retention = SparkSession.getActiveSession(), config.retention
     new_tables = (nullcontext() if spark is None else
                   table_retention_defaults(spark, retention.log_retention_days, retention.deleted_file_retention_days))
-    with mlflow.start_run(run_name=step, tags=tags) as run, recording_reads() as reads, new_tables:
+    with (mlflow.start_run(run_name=step, tags=tags, parent_run_id=parent) as run, recording_reads() as reads,
+          new_tables):
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
         yield run
         manifest = build_manifest(config, step, reads, git)
         log_manifest(manifest)
         mlflow.set_tags({f"{TAG_PREFIX}.{key}": value for key, value in manifest_tags(manifest).items()})
+
+
+def log_bytes(data: bytes, artifact_path: str, name: str) -> None:
+    """Log `data` as the artifact ``<artifact_path>/<name>`` of the active run."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / name).write_bytes(data)
+        mlflow.log_artifact(str(Path(folder) / name), artifact_path)
 
 
 def log_tables(tables: list[TableVersion], role: str) -> None:

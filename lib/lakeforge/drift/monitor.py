@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import asdict
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -25,7 +24,7 @@ from lakeforge import train
 from lakeforge.config import LakeforgeConfig, MonitorSettings
 from lakeforge.drift.binning import BucketCounts, ColumnBins, bucket_counts, fit_bins
 from lakeforge.drift.compare import DriftMeasure, compare_column, drifted_share
-from lakeforge.drift.plots import HistogramPanel, drift_figure, save_figure
+from lakeforge.drift.plots import HistogramPanel, drift_figure, png_bytes
 from lakeforge.drift.statistics import shares
 from lakeforge.drift.trigger import EXIT_OK, EXIT_RETRAIN_NEEDED, EXIT_RETRAINED, TriggerDecision, evaluate_trigger
 from lakeforge.errors import StepError
@@ -36,7 +35,8 @@ from lakeforge.train import decision_of
 from lakeforge.models import load_model
 from lakeforge.results import StepResult
 from lakeforge.tables import TableVersion, latest_version, read_pinned
-from lakeforge.tracking import log_tables, step_run, table_versions_of_run
+from lakeforge.storage import storage_for
+from lakeforge.tracking import log_bytes, log_tables, step_run, table_versions_of_run
 from lakeforge.windows import describe, in_window, no_rows, period_label
 
 WINDOW = "_window"
@@ -92,11 +92,11 @@ def append_rows(spark: SparkSession, rows: DataFrame, path: str, name: str) -> T
 
 
 def _plot(
-    path: Path, bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
+    bins: dict[str, ColumnBins], reference: dict[str, BucketCounts],
     current: dict[str, dict[str, BucketCounts]], drift: list[tuple[str, str, DriftMeasure]],
     share: dict[str, float], live: tuple[str, dict[str, float]], output: str, settings: MonitorSettings, title: str,
-) -> Path:
-    """Histograms of the prediction and the most drifted features (by PSI) in the latest window."""
+) -> bytes:
+    """PNG of histograms of the prediction and the most drifted features (by PSI) in the latest window."""
     latest = max(share)
     psi = {(kind, window, m.feature): m.value for kind, window, m in drift if m.method == "psi"}
     ranked = sorted((f for k, w, f in psi if k == "feature" and w == latest), key=lambda f: -psi["feature", latest, f])
@@ -110,7 +110,7 @@ def _plot(
             shares(reference[feature].coarse(column)), shares(current[latest][feature].coarse(column)),
             f"PSI {psi[kind, latest, feature]:.3f} ({latest})"))
     over_time = {f: {w: v for (k, w, name), v in psi.items() if k == "feature" and name == f} for f in shown}
-    return save_figure(drift_figure(panels, over_time, share, *live, title), path)
+    return png_bytes(drift_figure(panels, over_time, share, *live, title))
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
@@ -191,10 +191,11 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             outputs.append(append_rows(spark, live_frame, config.table_path(settings.live_metrics_table),
                                        settings.live_metrics_table))
 
-        plot = _plot(config.storage_root / settings.plots_dir / f"drift-{active.info.run_id}.png",
-                     {b.name: b for b in feature_bins + output_bins}, reference_counts, current, drift, share,
+        plot = _plot({b.name: b for b in feature_bins + output_bins}, reference_counts, current, drift, share,
                      (watched, history), output, settings, f"{model_uri} vs {reference_name}")
-        mlflow.log_artifact(str(plot), "monitor")
+        plot_name = f"drift-{active.info.run_id}.png"
+        storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), plot)
+        log_bytes(plot, "monitor", plot_name)
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
         for step, window in enumerate(sorted(current)):
@@ -211,7 +212,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                       details={"latest_window": latest, "drifted": ",".join(drifted) or "none",
                                f"live_{watched}": round(history[latest], 4) if latest in history else None,
                                "trigger": "; ".join(verdict.reasons) or "quiet", "exit_code": exit_code,
-                               "plot": str(plot)})
+                               "plot": config.location(settings.plots_dir, plot_name)})
 
 
 def _retrain(spark: SparkSession, config: LakeforgeConfig, decision: TriggerDecision) -> int:

@@ -1,9 +1,9 @@
 """The monitor's PNG: reference vs current histograms of the most drifted columns, drift over time."""
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 
@@ -68,8 +68,9 @@ def drift_figure(
     return figure
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
+def png_bytes(figure: Figure) -> bytes:
+    """`figure` as a PNG file's bytes (the figure is closed)."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=90)
     plt.close(figure)
-    return path
+    return png.getvalue()

@@ -1,6 +1,6 @@
 """The retraining trigger: a policy from YAML evaluated on per-window drift and live metric histories.
 
-Exit codes of the monitor step (``lakeforge run monitor``, ``jobs/monitor.py``) for schedulers:
+Exit codes of the monitor step (``lakeforge run monitor``) for schedulers:
 0 nothing to do, 3 the trigger fired and retraining is needed, 4 the trigger fired and the
 monitor retrained (``monitor.trigger.retrain: true``), 2 an error (any step).
 """

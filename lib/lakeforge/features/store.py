@@ -18,7 +18,7 @@ from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
 from lakeforge.features.views import ViewTable
 from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
-from lakeforge.tracking import table_versions_of_run
+from lakeforge.tracking import point_mlflow, table_versions_of_run
 
 REGISTRY_SCHEMA = (
     "feature_table string, table_version bigint, event string, consumer string, consumer_version bigint, "
@@ -94,7 +94,7 @@ def models_using(spark: SparkSession, config: LakeforgeConfig, feature_table: st
     reads = (registry(spark, config)
              .where((F.col("feature_table") == feature_table) & (F.col("event") == "read_by"))
              .select("table_version", "consumer", "consumer_version").distinct().toPandas())
-    mlflow.set_tracking_uri(config.tracking_uri)
+    point_mlflow(config)
     client = mlflow.MlflowClient()
     trained_on = []
     for model in client.search_model_versions(f"name = '{config.model.registered_name}'"):

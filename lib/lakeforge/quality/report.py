@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from lakeforge.quality.rules import MetricResult
+from lakeforge.storage import Storage, join
 
 HEADER = ("status", "table", "rule", "metric", "value", "expected", "note")
 
@@ -43,9 +43,8 @@ def markdown(results: Sequence[MetricResult], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(results: Sequence[MetricResult], folder: Path, step: str, run_time: datetime) -> Path:
-    """Write ``<folder>/<step>-<time written>.md`` and return its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{step}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.md"
-    path.write_text(markdown(results, f"Quality report: {step} run at {run_time:%Y-%m-%d %H:%M:%S} UTC"))
-    return path
+def write_markdown(results: Sequence[MetricResult], storage: Storage, folder: str, step: str,
+                   run_time: datetime) -> tuple[str, str]:
+    """Write ``<folder>/<step>-<time written>.md`` (a path or URI); return its location and text."""
+    text = markdown(results, f"Quality report: {step} run at {run_time:%Y-%m-%d %H:%M:%S} UTC")
+    return storage.write_text(join(folder, f"{step}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.md"), text), text

@@ -1,18 +1,13 @@
-"""Where report files go: one function, so the storage layer can take it over."""
+"""Where report files go: beside the tables, through the storage layer (`lakeforge.storage`)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from lakeforge.config import LakeforgeConfig
+from lakeforge.storage import storage_for
 
 __all__ = ["write_output"]
 
 
-def write_output(config: LakeforgeConfig, relative: str, content: str | bytes) -> Path:
-    """Write `content` to `relative` under the storage root (atomically: a partial file never shows) and return it."""
-    path = Path(config.storage_root) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(content.encode() if isinstance(content, str) else content)
-    partial.replace(path)
-    return path
+def write_output(config: LakeforgeConfig, relative: str, content: str | bytes) -> str:
+    """Write `content` to `relative` under the storage root and return its location."""
+    data = content.encode() if isinstance(content, str) else content
+    return storage_for(config).write_bytes(config.location(relative), data)

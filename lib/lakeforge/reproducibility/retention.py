@@ -11,7 +11,6 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 from delta.tables import DeltaTable
@@ -22,6 +21,7 @@ from pyspark.sql import functions as F
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import LakeforgeError
 from lakeforge.reproducibility.manifest import load_manifest
+from lakeforge.storage import join, storage_for
 from lakeforge.tracking import TAG_PREFIX, table_versions_of_run
 
 SAFETY_MARGIN_HOURS = 1.0  # the vacuum's own duration moves its cut-off forward
@@ -78,7 +78,7 @@ def protected_versions() -> dict[str, list[ProtectedVersion]]:
         if not model_version.run_id:
             continue
         for table in run_inputs(model_version.run_id):
-            path = str(Path(table["path"]).resolve())
+            path = join(table["path"])
             protected[path].add(ProtectedVersion(path, table["name"], int(table["version"]),
                                                  f"{model_version.name} v{model_version.version}"))
     return {path: sorted(versions, key=lambda p: (p.version, p.model)) for path, versions in protected.items()}
@@ -100,8 +100,9 @@ def required_retention_hours(spark: SparkSession, path: str, versions: list[int]
 
 def lakeforge_tables(config: LakeforgeConfig) -> dict[str, str]:
     """Every Delta table under the storage root, name -> path."""
-    root = Path(config.table_path("_"))
-    return {d.name: str(d.resolve()) for d in sorted(root.parent.iterdir()) if (d / "_delta_log").is_dir()}
+    storage, root = storage_for(config), config.location("delta")
+    return {name: config.table_path(name) for name, is_dir in sorted(storage.children(root).items())
+            if is_dir and storage.exists(join(config.table_path(name), "_delta_log"))}
 
 
 def plan_vacuum(spark: SparkSession, config: LakeforgeConfig, tables: list[str] | None = None,
@@ -110,7 +111,7 @@ def plan_vacuum(spark: SparkSession, config: LakeforgeConfig, tables: list[str] 
     available = lakeforge_tables(config)
     unknown = sorted(set(tables or []) - set(available))
     if unknown:
-        raise RetentionError(f"no Delta table {unknown} under {Path(config.table_path('_')).parent}")
+        raise RetentionError(f"no Delta table {unknown} under {config.location('delta')}")
     hours = config.retention.deleted_file_retention_days * 24 if retention_hours is None else retention_hours
     protected = protected_versions()
     plans = []

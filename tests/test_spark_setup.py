@@ -1,0 +1,42 @@
+"""A quiet start: Spark takes Delta's jars from a local folder filled once, not from Maven at every start."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakeforge.config import SparkSettings
+from lakeforge.errors import SparkSetupError
+from lakeforge.spark import build_conf, jar_files, jars_folder
+
+
+def test_jars_come_from_the_folder_lakeforge_jars_fills_else_from_maven(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEFORGE_JARS_HOME", str(tmp_path))
+    settings = SparkSettings(packages=["org.example:extra:1.0"])
+    assert jar_files(settings) == [] and build_conf(settings, "w")["spark.jars.packages"] == (
+        "io.delta:delta-spark_4.2_2.13:4.4.0,org.example:extra:1.0")
+    folder = jars_folder(settings)
+    assert folder.parent == tmp_path and folder != jars_folder(SparkSettings())  # one folder per package list
+    folder.mkdir()
+    (folder / "delta.jar").write_bytes(b"")
+    conf = build_conf(settings, "w")
+    assert conf["spark.jars"] == str(folder / "delta.jar") and "spark.jars.packages" not in conf
+    with pytest.raises(SparkSetupError, match="spark.jars_dir .* holds no .jar files"):
+        jar_files(SparkSettings(jars_dir=str(tmp_path / "empty")))
+
+
+def test_after_lakeforge_jars_spark_starts_without_a_resolution_report(tmp_path):
+    """`lakeforge check` after `lakeforge jars` (as ./run setup does): no Ivy report, no stack trace."""
+    lakeforge = str(Path(sys.executable).parent / "lakeforge")
+    env = {**os.environ, "LAKEFORGE_JARS_HOME": str(tmp_path / "jars")}
+    fetched = subprocess.run([lakeforge, "jars"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+    assert any("delta-spark" in jar.name for jar in (tmp_path / "jars").glob("*/*.jar"))
+    checked = subprocess.run([lakeforge, "check"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    console = checked.stdout + checked.stderr
+    assert "probe table rows 3: ok" in console
+    assert ":: resolving dependencies ::" not in console and "\tat " not in console, console

@@ -12,26 +12,27 @@ from pathlib import Path
 
 from lakeforge.config import load_config
 from lakeforge.errors import LakeforgeError
+from lakeforge.storage import Storage, join, storage_for
 
 
-def seed_landing(landing_dir: Path) -> Path:
-    """Write the table as CSV to ``<landing_dir>/seattle_weather/`` unless a CSV file is already there."""
-    target = landing_dir / "seattle_weather" / "seattle-weather.csv"
-    if not any(target.parent.glob("*.csv")):
+def seed_landing(storage: Storage, landing_dir: str) -> str:
+    """Write the table as CSV to ``<landing_dir>/seattle_weather/`` (a path or URI) unless a CSV file is there."""
+    folder = join(landing_dir, "seattle_weather")
+    target = join(folder, "seattle-weather.csv")
+    if not any(name.endswith(".csv") for name in storage.children(folder)):
         try:
             from vega_datasets import local_data
         except ImportError:
             raise LakeforgeError("the vega_datasets package is not installed: pip install 'lakeforge[examples]'") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        local_data.seattle_weather().to_csv(target, index=False, date_format="%Y-%m-%d")
+        storage.write_text(target, local_data.seattle_weather().to_csv(index=False, date_format="%Y-%m-%d"))
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default=str(Path(__file__).with_name("pipeline.yaml")))
-    args = parser.parse_args(argv)
-    print(f"[seed] seattle_weather example: {seed_landing(load_config(args.conf).landing_dir)}")
+    config = load_config(parser.parse_args(argv).conf)
+    print(f"[seed] seattle_weather example: {seed_landing(storage_for(config), config.landing_dir)}")
     return 0
 
 

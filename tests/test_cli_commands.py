@@ -11,7 +11,7 @@ from lakeforge import cli
 from lakeforge.cli import main
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.masking import MASK, is_secret_key, mask_secrets, mask_uri
-from lakeforge.pipeline import STEPS
+from lakeforge.pipeline import ALL_STEPS, STEPS
 
 from conftest import FLIGHTS_CONF
 
@@ -57,7 +57,7 @@ def test_config_schema_is_the_json_schema_of_the_pipeline_yaml(capsys):
 
 
 def test_the_cli_knows_the_pipeline_steps_in_order():
-    assert cli.STEP_NAMES == list(STEPS)
+    assert cli.STEP_NAMES == list(ALL_STEPS)
 
 
 @pytest.fixture
@@ -122,6 +122,6 @@ def test_runs_lists_runs_and_shows_one(flights_pipeline, capsys):
     steps = [line.split()[0:2] for line in shown.splitlines()[3:9]]
     assert steps == [[s, "succeeded"] for s in STEPS]
     assert f"report: {config.location('reports', run_id + '.html')}" in shown
-    assert {line.split()[1] for line in shown.splitlines() if line.startswith("mlflow:")} >= {*STEPS, "report"}
+    assert {line.split()[1] for line in shown.splitlines() if line.startswith("mlflow:")} >= {*STEPS, "pipeline"}
     assert main(["runs", "no-such-run", *conf]) == 2
     assert "lakeforge: error: no run 'no-such-run'" in capsys.readouterr().err

@@ -54,11 +54,12 @@ def test_every_step_has_its_content(flights_pipeline):
     assert len(sections["monitor"].figures) == 3  # heatmap, histograms, live metrics
 
 
-def test_the_report_is_logged_to_an_mlflow_run_of_the_pipeline_run(flights_pipeline):
+def test_the_report_is_logged_to_the_parent_mlflow_run_of_the_pipeline_run(flights_pipeline):
     config, _, run_id = flights_pipeline
-    runs = {r.data.tags["lakeforge.step"]: r for r in mlflow_runs(config, run_id)}
-    assert set(runs) == {*STEP_TITLES, "report"}
-    logged = mlflow.MlflowClient(config.tracking_uri).list_artifacts(runs["report"].info.run_id, "reports")
+    runs = mlflow_runs(config, run_id)
+    parents = [r for r in runs if r.data.tags.get("lakeforge.role") == "pipeline"]
+    assert len(parents) == 1 and {r.data.tags.get("lakeforge.step") for r in runs if r not in parents} == set(STEP_TITLES)
+    logged = mlflow.MlflowClient(config.tracking_uri).list_artifacts(parents[0].info.run_id, "reports")
     assert [a.path for a in logged] == [f"reports/{run_id}.html"]
 
 

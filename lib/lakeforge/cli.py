@@ -177,7 +177,8 @@ def runs(args: argparse.Namespace) -> None:
     report = report_path(config, args.run_id)
     print(f"report: {report or 'none written for this run'}")
     for run in mlflow_runs(config, args.run_id):
-        print(f"mlflow: {run.data.tags.get('lakeforge.step', '?')} run {run.info.run_id} ({run.info.status}) "
+        role = run.data.tags.get("lakeforge.step") or run.data.tags.get("lakeforge.role", "?")
+        print(f"mlflow: {role} run {run.info.run_id} ({run.info.status}) "
               f"{config.tracking_uri}")
 
 

@@ -33,7 +33,7 @@ TOP_REASONS = 5
 
 def step_runs(config: LakeforgeConfig, run_id: str) -> dict[str, Run]:
     """The newest MLflow run of each step of pipeline run `run_id`, by step name."""
-    return {run.data.tags["lakeforge.step"]: run for run in mlflow_runs(config, run_id)
+    return {run.data.tags["lakeforge.step"]: run for run in mlflow_runs(config, run_id) if "lakeforge.step" in run.data.tags
             if "lakeforge.step" in run.data.tags}
 
 

@@ -87,3 +87,13 @@ def test_regression_metrics_match_scikit_learn_and_price_asymmetric_errors(spark
         assert metrics["mape"] == pytest.approx(np.mean(np.abs(error[nonzero] / frame["label"][nonzero])))
         assert metrics["mape_excluded_rows"] == 7
         assert metrics["expected_cost"] == pytest.approx(np.mean(np.where(error < 0, -3.0 * error, error)))
+
+
+@pytest.mark.parametrize("task_type, schema", [
+    ("binary_classification", "label int, score double"),
+    ("multiclass_classification", "label string, prediction string, probabilities map<string, double>"),
+    ("regression", "label double, prediction double")])
+def test_no_labelled_rows_give_no_metrics_rather_than_an_error(spark, task_type, schema):
+    task = task_for(task_type, ObjectiveSettings())
+    assert task.spark_metrics(spark.createDataFrame([], schema), threshold=0.5) == {"rows": 0.0}
+    assert task.window_metrics(spark.createDataFrame([], f"month int, {schema}"), "month", threshold=0.5) == []

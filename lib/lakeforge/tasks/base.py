@@ -61,8 +61,9 @@ class Task(ABC):
         return [field.split()[0] for field in re.split(r",\s*(?![^<]*>)", self.output_schema)]
 
     def spark_metrics(self, scored: DataFrame, **decision: Any) -> dict[str, float]:
-        """The task's metrics over all `scored` rows (columns `label` and the model's outputs)."""
-        return self.window_metrics(scored, None, **decision)[0]
+        """The task's metrics over all `scored` rows (columns `label` and the model's outputs); ``{"rows": 0.0}``
+        when there are none (e.g. rows scored before their labels are known)."""
+        return (self.window_metrics(scored, None, **decision) or [{"rows": 0.0}])[0]
 
     def window_metrics(self, scored: DataFrame, group: str | None, **decision: Any) -> list[dict[str, Any]]:
         """The metrics per value of `group` (None: one row for all rows), each dict with the group's value."""

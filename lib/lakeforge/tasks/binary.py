@@ -68,18 +68,21 @@ class BinaryClassification(Task):
         return self.finish(stats, threshold)
 
     def finish(self, stats: pd.Series, threshold: float = 0.5) -> dict[str, float]:
-        rows, positives = float(stats["rows"]), float(stats["positives"])
+        rows = float(stats["rows"])
+        if not rows:
+            return {"rows": 0.0}
+        positives = float(stats["positives"])
         negatives = rows - positives
         both = positives > 0 and negatives > 0
         precision = stats["true_positives"] / stats["flagged"] if stats["flagged"] else 0.0
         recall = stats["true_positives"] / positives if positives else 0.0
-        metrics = {"rows": rows, "base_rate": positives / rows if rows else float("nan"),
+        metrics = {"rows": rows, "base_rate": positives / rows,
                 "auc": float(stats["auc_sum"] / (positives * negatives)) if both else float("nan"),
                 "pr_auc": float(stats["ap_sum"] / positives) if positives else float("nan"),
                 "log_loss": float(stats["log_loss_sum"] / rows), "brier": float(stats["brier_sum"] / rows),
                 "precision": float(precision), "recall": float(recall),
                 "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0}
-        if self.settings is not None and rows:  # the cost matrix of evaluation.objective, at the threshold
+        if self.settings is not None:  # the cost matrix of evaluation.objective, at the threshold
             costs, tp, flagged = self.settings.costs, float(stats["true_positives"]), float(stats["flagged"])
             fp, fn = flagged - tp, positives - tp
             metrics["expected_cost"] = (costs.true_positive * tp + costs.false_positive * fp + costs.false_negative * fn

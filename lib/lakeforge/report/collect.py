@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
-from lakeforge.config import LakeforgeConfig
+from lakeforge.config import RESERVED_COLUMNS, LakeforgeConfig
 from lakeforge.dag import RunState, StepRecord
 from lakeforge.lakehouse import existing_tables, open_table, query
 from lakeforge.report.figures import curve_svg, heatmap_svg, lines_svg
@@ -27,7 +27,6 @@ __all__ = ["STEP_TITLES", "collect_sections", "step_runs"]
 
 STEP_TITLES = {"ingest": "Ingest", "features": "Features", "train": "Training", "evaluate": "Evaluation",
                "score": "Scoring", "monitor": "Monitoring"}
-_RESERVED = {"key", "time", "label"}
 TOP_REASONS = 5
 
 
@@ -128,7 +127,7 @@ def _features(section: Section, run: Run, config: LakeforgeConfig) -> None:
         if view_name not in outputs:
             continue
         view_columns = [f.name for f in open_table(config, view_name, outputs[view_name]).schema().fields]
-        features = [c for c in view_columns if c in columns and c not in _RESERVED and c not in view.keys]
+        features = [c for c in view_columns if c in columns and c not in RESERVED_COLUMNS and c not in view.keys]
         found = " OR ".join(f'"{c}" IS NOT NULL' for c in features) or "false"
         counts = query(f"SELECT (SELECT count(*) FROM {view_name}@v{outputs[view_name]}) AS view_rows, "
                        f"avg(CASE WHEN {found} THEN 1.0 ELSE 0.0 END) AS found FROM {dataset}@v{version}", config)

@@ -125,3 +125,12 @@ def test_runs_lists_runs_and_shows_one(flights_pipeline, capsys):
     assert {line.split()[1] for line in shown.splitlines() if line.startswith("mlflow:")} >= {*STEPS, "pipeline"}
     assert main(["runs", "no-such-run", *conf]) == 2
     assert "lakeforge: error: no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_a_column_whose_type_differs_between_files_is_text(tmp_path):
+    from lakeforge.starter import infer_source
+
+    (tmp_path / "a.csv").write_text("id,code\n1,7\n2,8\n")
+    (tmp_path / "b.csv").write_text("id,code\n3,X7\n4,NA\n")
+    source = infer_source("batches", [tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path)
+    assert source.columns == {"id": "bigint", "code": "string"}

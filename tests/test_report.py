@@ -37,9 +37,14 @@ def test_the_report_is_one_self_contained_page(report):
     assert html.count("<svg") >= 3 and "data:image/png;base64," in html
 
 
-def test_every_step_has_its_content(flights_pipeline):
+def test_every_step_has_its_content(flights_pipeline, tmp_path):
     config, _, run_id = flights_pipeline
-    sections = {s.step: s for s in collect_sections(config, RunState.load(config, run_id), list(STEP_TITLES))}
+    mlflow.set_tracking_uri(tmp_path.as_uri())  # the report finds the run's MLflow store from the config alone
+    try:
+        state = RunState.load(config, run_id)
+        sections = {s.step: s for s in collect_sections(config, state, list(STEP_TITLES))}
+    finally:
+        mlflow.set_tracking_uri(config.tracking_uri)
     assert all(s.status == "succeeded" and not s.notes for s in sections.values()), {s.step: s.notes for s in sections.values()}
     tables = {step: {t.title: t for t in s.tables} for step, s in sections.items()}
     for source, read, written, quarantined in tables["ingest"]["Rows per source"].rows:

@@ -152,7 +152,7 @@ def query(args: argparse.Namespace) -> None:
     result = relation(args.sql, load_config(args.conf, parse_overrides(args.overrides)))
     try:
         if args.format == "table":
-            result.show(max_rows=args.max_rows, max_width=200)
+            result.show(max_rows=args.max_rows)
         elif args.format == "csv":
             print(result.df().to_csv(index=False), end="")
         else:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
-import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.errors import LakeforgeError
 from lakeforge.storage import join, storage_for
+
+if TYPE_CHECKING:  # pandas is imported by the calls that return DataFrames: `lakeforge query` starts faster
+    import pandas as pd
 
 __all__ = ["QueryError", "as_config", "connect", "existing_tables", "open_table", "query", "read_table", "relation"]
 
@@ -78,8 +80,7 @@ def connect(sql: str, config: LakeforgeConfig | str | Path = DEFAULT_CONF) -> tu
         key = (name, None if version is None else int(version))
         if key not in registered:
             view = name if version is None else f"{name}__v{version}"
-            dataset: ds.Dataset = open_table(config, *key).to_pyarrow_dataset()
-            connection.register(view, dataset)
+            connection.register(view, open_table(config, *key).to_pyarrow_dataset())
             registered[key] = view
         return registered[key]
 

@@ -5,6 +5,7 @@ On a terminal one live line is redrawn; elsewhere (logs, spark-submit's piped ou
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -16,6 +17,8 @@ from pyspark.sql import SparkSession
 
 __all__ = ["describe_activity", "progress"]
 
+_SOURCE_DIRS = re.compile(r"(?<= at )\S*/")  # 'collect at /x/lakeforge/train.py:65' -> 'collect at train.py:65'
+
 
 def describe_activity(spark: SparkSession) -> str:
     """What Spark is doing now: each active stage's name and tasks done/total, or that the driver works alone."""
@@ -23,7 +26,7 @@ def describe_activity(spark: SparkSession) -> str:
     stages = [info for info in (tracker.getStageInfo(s) for s in sorted(tracker.getActiveStageIds())) if info]
     if not stages:
         return "driver work (no Spark stage running)"
-    return "; ".join(f"stage {s.stageId} '{s.name}' {s.numCompletedTasks}/{s.numTasks} tasks"
+    return "; ".join(f"stage {s.stageId} '{_SOURCE_DIRS.sub('', s.name)}' {s.numCompletedTasks}/{s.numTasks} tasks"
                      f"{f' ({s.numActiveTasks} running)' if s.numActiveTasks else ''}" for s in stages)
 
 

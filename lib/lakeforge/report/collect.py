@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
-from lakeforge.config import LakeforgeConfig
+from lakeforge.config import RESERVED_COLUMNS, LakeforgeConfig
 from lakeforge.dag import RunState, StepRecord
 from lakeforge.lakehouse import existing_tables, open_table, query
 from lakeforge.report.figures import curve_svg, heatmap_svg, lines_svg
@@ -27,7 +27,6 @@ __all__ = ["STEP_TITLES", "collect_sections", "step_runs"]
 
 STEP_TITLES = {"ingest": "Ingest", "features": "Features", "train": "Training", "evaluate": "Evaluation",
                "score": "Scoring", "monitor": "Monitoring"}
-_RESERVED = {"key", "time", "label"}
 TOP_REASONS = 5
 
 
@@ -57,18 +56,18 @@ def _params_table(run: Run) -> Table:
     return Table("Parameters", ["parameter", "value"], [[k, v] for k, v in sorted(run.data.params.items())])
 
 
-def _artifact(run: Run, path: str) -> Path | None:
+def _artifact(config: LakeforgeConfig, run: Run, path: str) -> Path | None:
     """A local copy of artifact `path` of `run`, or None if the run did not log it."""
+    client = mlflow.MlflowClient(config.tracking_uri)
     try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path,
-                                                        dst_path=tempfile.mkdtemp(prefix="lakeforge-report-")))
+        return Path(client.download_artifacts(run.info.run_id, path, tempfile.mkdtemp(prefix="lakeforge-report-")))
     except (mlflow.exceptions.MlflowException, OSError):
         return None
 
 
-def _logged_table(run: Run, path: str) -> pd.DataFrame | None:
+def _logged_table(config: LakeforgeConfig, run: Run, path: str) -> pd.DataFrame | None:
     """A table logged with ``mlflow.log_table``, or None."""
-    local = _artifact(run, path)
+    local = _artifact(config, run, path)
     if local is None:
         return None
     payload = json.loads(local.read_text())
@@ -128,7 +127,7 @@ def _features(section: Section, run: Run, config: LakeforgeConfig) -> None:
         if view_name not in outputs:
             continue
         view_columns = [f.name for f in open_table(config, view_name, outputs[view_name]).schema().fields]
-        features = [c for c in view_columns if c in columns and c not in _RESERVED and c not in view.keys]
+        features = [c for c in view_columns if c in columns and c not in RESERVED_COLUMNS and c not in view.keys]
         found = " OR ".join(f'"{c}" IS NOT NULL' for c in features) or "false"
         counts = query(f"SELECT (SELECT count(*) FROM {view_name}@v{outputs[view_name]}) AS view_rows, "
                        f"avg(CASE WHEN {found} THEN 1.0 ELSE 0.0 END) AS found FROM {dataset}@v{version}", config)
@@ -140,6 +139,8 @@ def _features(section: Section, run: Run, config: LakeforgeConfig) -> None:
 
 
 def _train(section: Section, run: Run, config: LakeforgeConfig) -> None:
+    params = run.data.params
+    section.facts["estimator"] = params.get("estimator") or params.get("model") or "not logged"
     section.tables += [_metrics_table(run), _params_table(run), _versions_table(run)]
 
 
@@ -149,14 +150,14 @@ def _evaluate(section: Section, run: Run, config: LakeforgeConfig) -> None:
                           "reason": tags.get("lakeforge.gate.reason"),
                           "challenger version": tags.get("lakeforge.gate.challenger_version"),
                           "champion version": tags.get("lakeforge.gate.champion_version")})
-    sweep = _logged_table(run, "threshold_sweep_challenger.json")
+    sweep = _logged_table(config, run, "threshold_sweep_challenger.json")
     if sweep is not None:
         x = sweep.columns[0]
         chosen = run.data.metrics.get(f"challenger_{x}")
         section.figures.append(Figure(f"Challenger: metrics by {x} (dashed: the chosen {x})",
                                       svg=curve_svg(sweep, x, chosen)))
     section.tables.append(_metrics_table(run))
-    slices = _logged_table(run, "slices_challenger.json")
+    slices = _logged_table(config, run, "slices_challenger.json")
     if slices is not None:
         flagged = "flagged" if "flagged" in slices.columns else None
         section.tables.append(_frame_table("Challenger by slice (flagged rows highlighted)", slices, flagged))
@@ -181,7 +182,7 @@ def _monitor(section: Section, run: Run, config: LakeforgeConfig) -> None:
             section.figures.append(Figure("Drift per window and feature (decisive statistic / its threshold; "
                                           ">= 1 is drift)", svg=heatmap_svg(grid, "statistic / threshold")))
     for artifact in mlflow.MlflowClient(config.tracking_uri).list_artifacts(monitor_id, "monitor"):
-        local = _artifact(run, artifact.path)
+        local = _artifact(config, run, artifact.path)
         if local is not None and local.suffix == ".png":
             uri = "data:image/png;base64," + base64.b64encode(local.read_bytes()).decode()
             section.figures.append(Figure("Histograms of the most drifted features, reference vs latest window",
@@ -207,16 +208,17 @@ def _section(step: str, record: StepRecord | None, run: Run | None, config: Lake
     if record is None:
         section.notes.append(f"The {step} step did not run in this pipeline run.")
         return section
-    section.facts.update({"seconds": record.seconds, "rows in": record.rows_in, "rows out": record.rows_out,
-                          **record.details})
     if run is None:
         section.notes.append("No MLflow run of this step is tagged with the run id.")
     elif step in BUILDERS:
-        section.facts["MLflow run"] = run.info.run_id
         try:
             BUILDERS[step](section, run, config)
         except Exception as exc:  # a report of what could be gathered beats no report of a finished run
             section.notes.append(f"Part of this section could not be gathered: {type(exc).__name__}: {exc}")
+    shown = {str(v) for v in section.facts.values()}
+    details = {k: v for k, v in record.details.items() if str(v) not in shown}  # what the step printed, once
+    section.facts = {"seconds": record.seconds, "rows in": record.rows_in, "rows out": record.rows_out,
+                     **section.facts, **details, **({"MLflow run": run.info.run_id} if run else {})}
     return section
 
 

@@ -45,16 +45,16 @@ def curve_svg(curve: pd.DataFrame, x: str, chosen: float | None) -> str:
 
 def heatmap_svg(values: pd.DataFrame, label: str) -> str:
     """A features x windows heatmap of `values` (rows: features, columns: windows), each cell annotated."""
-    figure, ax = plt.subplots(figsize=(1.3 + 1.1 * values.shape[1], 0.9 + 0.38 * values.shape[0]))
+    figure, ax = plt.subplots(figsize=(max(6.0, 3.0 + 1.2 * values.shape[1]), 1.2 + 0.3 * values.shape[0]))
     image = ax.imshow(values.to_numpy(dtype=float), cmap="Reds", aspect="auto", vmin=0,
                       vmax=max(2.0, float(np.nanmax(values.to_numpy(dtype=float)))))
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=30, ha="right")
     ax.set_yticks(range(values.shape[0]), values.index)
     for (row, column), value in np.ndenumerate(values.to_numpy(dtype=float)):
         if not np.isnan(value):
-            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if value >= 1.5 else "black")
-    figure.colorbar(image, ax=ax, label=label)
+    figure.colorbar(image, ax=ax, label=label, fraction=0.08, pad=0.04)
     figure.tight_layout()
     return to_svg(figure)
 

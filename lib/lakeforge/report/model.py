@@ -37,7 +37,3 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ran(self) -> bool:
-        return self.status != "not run"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import numbers
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -15,12 +16,16 @@ __all__ = ["render_html"]
 
 
 def _number(value: object) -> object:
-    """Integers with thousands separators, floats to 4 significant decimals; anything else as it is."""
+    """Integers with thousands separators, floats to 4 significant digits (with separators from 1,000 on),
+    NaN as a dash; anything else as it is."""
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         return value
-    if isinstance(value, numbers.Integral) or float(value).is_integer() and abs(float(value)) >= 1000:
+    if isinstance(value, numbers.Integral):
         return f"{int(value):,}"
-    return f"{float(value):.4g}"
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    return f"{number:,.1f}".removesuffix(".0") if abs(number) >= 1000 else f"{number:.4g}"
 
 
 def _cell_class(value: object, column: str) -> str:
@@ -42,6 +47,7 @@ def render_html(config: LakeforgeConfig, state: RunState, sections: list[Section
         started=summary.started.strftime("%Y-%m-%d %H:%M:%S UTC") if summary.started else "-",
         done=summary.done, failed=summary.failed, storage_root=config.storage_root,
         written=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        finished={name: record.finished_at for name, record in state.steps.items()},
+        finished={name: record.finished_at.replace("T", " ").removesuffix("+00:00")
+                  for name, record in state.steps.items()},
         tracking_uri=config.tracking_uri, experiment=config.mlflow.experiment, fingerprint=config.fingerprint(),
     )

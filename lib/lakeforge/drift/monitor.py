@@ -179,11 +179,11 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                                        settings.live_metrics_table))
         live_frame.unpersist()
 
-        plot = _plot({b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
-                     settings, f"{model_uri} vs {reference_name}")
+        png = _plot({b.name: b for b in feature_bins + score_bins}, reference_counts, current, drift, share, auc,
+                    settings, f"{model_uri} vs {reference_name}")
         plot_name = f"drift-{active.info.run_id}.png"
-        storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), plot)
-        log_bytes(plot, "monitor", plot_name)
+        plot = storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), png)
+        log_bytes(png, "monitor", plot_name)
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
         for step, window in enumerate(sorted(current)):

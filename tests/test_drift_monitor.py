@@ -6,6 +6,7 @@ shifted, as a changed feature pipeline would do, so scoring reads features the m
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -118,3 +119,5 @@ def test_trigger_fires_and_sets_the_exit_code(monitored):
     plot = Path(config.location("monitor")) / f"drift-{run.info.run_id}.png"
     assert artifacts == [f"monitor/{plot.name}"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    states = [json.loads(path.read_text()) for path in Path(config.location("runs")).glob("*.json")]
+    assert [s["steps"]["monitor"]["details"]["plot"] for s in states if "monitor" in s["steps"]] == [str(plot)]

@@ -8,6 +8,7 @@ import pytest
 from lakeforge.config import load_config
 from lakeforge.errors import ConfigError
 from lakeforge.storage import Storage, join, local_path
+from lakeforge.tracking import configure_mlflow
 
 from conftest import FLIGHTS_CONF
 
@@ -44,6 +45,10 @@ def test_tracking_uri_comes_from_the_config_then_the_environment_then_sqlite(tmp
                                             "mlflow.registry_uri": "sqlite:///b.db"})
     assert (configured.tracking_uri, configured.registry_uri) == ("sqlite:///a.db", "sqlite:///b.db")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI")
+    configure_mlflow(default)  # MLflow exports the URIs it is given; the next config must not inherit them
+    assert load_config(FLIGHTS_CONF, {"storage_root": str(tmp_path / "other")}).tracking_uri == (
+        f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}")
     with pytest.raises(ConfigError, match="mlflow.tracking_uri: storage_root s3a://bucket/lake is not a local"):
         _ = load_config(FLIGHTS_CONF, {"storage_root": "s3a://bucket/lake"}).tracking_uri
 

@@ -59,8 +59,9 @@ def parser() -> argparse.ArgumentParser:
     airflow.add_argument("--schedule", default="@daily")
     check = commands.add_parser("check", help="start Spark with Delta and print versions")
     check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
-    _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, into "
-                                                  "the local jar folder later sessions start from"))
+    jars = _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, "
+                                                         "into the local jar folder later sessions start from"))
+    jars.add_argument("--refresh", action="store_true", help="resolve again even if the folder holds jars")
     ui = _with_config(commands.add_parser("ui", help="the MLflow UI on the configured tracking store, on 127.0.0.1"))
     ui.add_argument("--port", type=int, default=5000)
     replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             from lakeforge.spark import fetch_jars
 
             settings = spark_settings(args.conf, args.overrides)
-            print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings)}")
+            print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings, args.refresh)}")
         elif args.command == "ui":
             ui(load_config(args.conf, parse_overrides(args.overrides)), args.port)
         elif args.command == "validate":

@@ -80,10 +80,12 @@ def jar_files(settings: SparkSettings) -> list[str]:
     return jars
 
 
-def fetch_jars(settings: SparkSettings) -> Path:
+def fetch_jars(settings: SparkSettings, refresh: bool = False) -> Path:
     """Resolve the packages from Maven once (Ivy, in a throwaway session) and copy their jars into
-    `jars_folder`; later sessions start from there without resolving."""
+    `jars_folder`, unless it holds jars already (or `refresh`); later sessions start from there."""
     folder = jars_folder(settings)
+    if jar_files(settings) and not refresh:
+        return folder
     session = (SparkSession.builder.master("local[1]").appName("lakeforge-jars")
                .config("spark.jars.packages", ",".join(settings.all_packages))
                .config("spark.ui.enabled", "false").getOrCreate())

@@ -25,6 +25,7 @@ TAG_PREFIX = "lakeforge"
 REPLAY_OF_TAG = f"{TAG_PREFIX}.replay_of"
 ROLE_TAG = f"{TAG_PREFIX}.role"
 PARENT_RUN_ENV = "LAKEFORGE_PARENT_RUN_ID"
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _replay_of: ContextVar[str | None] = ContextVar("lakeforge_replay_of", default=None)
 # (MLflow parent run id, lakeforge run id) of the pipeline run in progress
 _pipeline: ContextVar[tuple[str, str] | None] = ContextVar("lakeforge_pipeline_run", default=None)
@@ -46,9 +47,21 @@ def replaying(run_id: str) -> Iterator[None]:
 
 
 def point_mlflow(config: LakeforgeConfig) -> None:
-    """Point MLflow at the configured tracking and registry URIs (see `LakeforgeConfig.tracking_uri`)."""
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.registry_uri)
+    """Point MLflow at the configured tracking and registry URIs (see `LakeforgeConfig.tracking_uri`).
+
+    MLflow also writes them to MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI; those are put back as they
+    were, so that the environment keeps meaning what the user set and the next config is not pointed
+    at this one's store.
+    """
+    tracking, registry = config.tracking_uri, config.registry_uri
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(registry)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def configure_mlflow(config: LakeforgeConfig) -> str:

@@ -191,11 +191,11 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             outputs.append(append_rows(spark, live_frame, config.table_path(settings.live_metrics_table),
                                        settings.live_metrics_table))
 
-        plot = _plot({b.name: b for b in feature_bins + output_bins}, reference_counts, current, drift, share,
-                     (watched, history), output, settings, f"{model_uri} vs {reference_name}")
+        png = _plot({b.name: b for b in feature_bins + output_bins}, reference_counts, current, drift, share,
+                    (watched, history), output, settings, f"{model_uri} vs {reference_name}")
         plot_name = f"drift-{active.info.run_id}.png"
-        storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), plot)
-        log_bytes(plot, "monitor", plot_name)
+        plot = storage_for(config).write_bytes(config.location(settings.plots_dir, plot_name), png)
+        log_bytes(png, "monitor", plot_name)
         log_tables([reference_version, current_version, predictions_version], "input")
         log_tables(outputs, "output")
         for step, window in enumerate(sorted(current)):
@@ -212,7 +212,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
                       details={"latest_window": latest, "drifted": ",".join(drifted) or "none",
                                f"live_{watched}": round(history[latest], 4) if latest in history else None,
                                "trigger": "; ".join(verdict.reasons) or "quiet", "exit_code": exit_code,
-                               "plot": config.location(settings.plots_dir, plot_name)})
+                               "plot": plot})
 
 
 def _retrain(spark: SparkSession, config: LakeforgeConfig, decision: TriggerDecision) -> int:

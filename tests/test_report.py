@@ -37,14 +37,17 @@ def test_the_report_is_one_self_contained_page(report):
     assert html.count("<svg") >= 3 and "data:image/png;base64," in html
 
 
-def test_every_step_has_its_content(flights_pipeline, tmp_path):
+def test_every_step_has_its_content(flights_pipeline, tmp_path, monkeypatch):
     config, _, run_id = flights_pipeline
-    mlflow.set_tracking_uri(tmp_path.as_uri())  # the report finds the run's MLflow store from the config alone
+    store = config.tracking_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # put back as it was after the test
+    mlflow.set_tracking_uri(tmp_path.as_uri())  # MLflow's own default elsewhere: the report reads the config's store
+    os.environ["MLFLOW_TRACKING_URI"] = store  # set_tracking_uri exported the other one, which the config would read
     try:
         state = RunState.load(config, run_id)
         sections = {s.step: s for s in collect_sections(config, state, list(STEP_TITLES))}
     finally:
-        mlflow.set_tracking_uri(config.tracking_uri)
+        mlflow.set_tracking_uri(store)
     assert all(s.status == "succeeded" and not s.notes for s in sections.values()), {s.step: s.notes for s in sections.values()}
     tables = {step: {t.title: t for t in s.tables} for step, s in sections.items()}
     for source, read, written, quarantined in tables["ingest"]["Rows per source"].rows:

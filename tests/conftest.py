@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -57,6 +58,19 @@ def flights_pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFacto
     return config, {r.step: r for r in results}, E2E_RUN_ID
 
 
+@pytest.fixture(scope="session")
+def flights_cascade(flights_pipeline):
+    """``lakeforge run cascade`` once on `flights_pipeline`'s store (train January, score February): its config."""
+    from lakeforge.cli import main
+
+    config, _, _ = flights_pipeline
+    sets = [f"storage_root={config.storage_root}", "spark.conf={spark.sql.shuffle.partitions: 2}",
+            *(f"{key}={value}" for key, value in E2E_OVERRIDES.items())]
+    assert main(["run", "cascade", "--conf", str(FLIGHTS_CONF), "--run-id", "e2e-cascade",
+                 *(arg for item in sets for arg in ("--set", item))]) == 0
+    return config
+
+
 def months_of_2013(first: int, last: int) -> list[str]:
     """The half-open window covering months `first`..`last` of 2013, as `windows.*` take it."""
     end = f"2014-01-01" if last == 12 else f"2013-{last + 1:02d}-01"
@@ -76,12 +90,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, seconds: int) -> bytes:
+def wait_for(url: str, seconds: int, server: subprocess.Popen | None = None) -> bytes:
+    """GET `url` once it answers; give up after `seconds`, or as soon as `server` (the process serving it) exits."""
     deadline = time.monotonic() + seconds
     while True:
         try:
             return urllib.request.urlopen(url, timeout=5).read()
         except OSError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (server is not None and server.poll() is not None):
                 raise
             time.sleep(1)

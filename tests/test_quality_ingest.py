@@ -100,12 +100,12 @@ def test_failed_rule_stops_ingest_naming_table_rule_and_metric_and_keeps_the_tab
     write(config.landing_dir, "a.csv", "tailnum,seats\nN1,100\nN2,200\n")
     result = ingest.run(spark, config)
     assert result.details["quality"] == "6 passed, 0 warned, 0 failed"
-    assert list(result.details["phase_seconds"]) == ["stage", "check", "commit"]
+    assert list(result.details["phase_seconds"]) == ["plan", "stage", "check", "commit"]
     assert "[lakeforge] ingest: staged planes: 2 rows read, 0 to quarantine" in capsys.readouterr().out
     table = config.table_path("bronze_planes")
     version = latest_version(spark, table)
 
-    write(config.landing_dir, "b.csv", "tailnum,seats\nN1,300\nN3,5000\n")
+    write(config.landing_dir, "b.csv", "tailnum,seats\nN3,300\nN3,400\nN4,5000\n")  # the new batch: b.csv alone
     with pytest.raises(QualityError) as error:
         ingest.run(spark, config)
     assert "table bronze_planes: rule unique(tailnum) failed: duplicate_rows = 2, expected 0" in str(error.value)

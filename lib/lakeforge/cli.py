@@ -45,7 +45,9 @@ def parser() -> argparse.ArgumentParser:
     run = _with_config(commands.add_parser("run", help="run one pipeline step, or all of them in order"))
     run.add_argument("step", choices=[*STEP_NAMES, "all"],
                      help="a step, or all: the steps of pipeline.steps (default: the six of the README)")
-    run.add_argument("--batch-id", help="ingest: batch id to write or replace (default: from the files)")
+    run.add_argument("--batch-id", help="ingest: the new batch's id (default: from the files' names and content)")
+    run.add_argument("--replace-batch", action="store_true",
+                     help="ingest: files changed since they were ingested replace the batches holding them")
     run.add_argument("--run-id", help="resume this run: steps it already finished are skipped")
     run.add_argument("--submit", metavar="MASTER",
                      help="run each step as its own spark-submit against MASTER (e.g. spark://127.0.0.1:7077)")
@@ -204,14 +206,16 @@ def init(args: argparse.Namespace) -> None:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """``lakeforge run``: the exit code is the monitor's signal (3/4 = retrain) when it ran, else 0."""
+    from lakeforge.ingest import BatchChoice
     from lakeforge.pipeline import SparkSubmit, run_steps
 
     config = load_config(args.conf, parse_overrides(args.overrides))
     steps = None if args.step == "all" else [args.step]
+    batch = BatchChoice(args.batch_id, args.replace_batch)
     executor = None
     if args.submit:
-        executor = SparkSubmit(config, args.conf, args.overrides, args.submit, args.batch_id)
-    results = run_steps(steps, config, batch_id=args.batch_id, run_id=args.run_id, executor=executor,
+        executor = SparkSubmit(config, args.conf, args.overrides, args.submit, batch)
+    results = run_steps(steps, config, batch=batch, run_id=args.run_id, executor=executor,
                         report=args.report)
     return max((int(r.details.get("exit_code", 0)) for r in results), default=0)
 

@@ -27,6 +27,7 @@ from lakeforge.experiments import ab
 from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.dag import RunState, new_run_id, plan_steps
 from lakeforge.errors import StepError
+from lakeforge.ingest import BatchChoice
 from lakeforge.jobs import STEP_JOB
 from lakeforge.progress import progress
 from lakeforge.report import write_run_report
@@ -61,8 +62,8 @@ class StepExecutor(Protocol):
 class InProcess:
     """Runs steps in this process on one SparkSession, with each step's Spark conf set around it."""
 
-    def __init__(self, config: LakeforgeConfig, spark: SparkSession | None = None, batch_id: str | None = None):
-        self.config, self.spark, self.batch_id = config, spark, batch_id
+    def __init__(self, config: LakeforgeConfig, spark: SparkSession | None = None, batch: BatchChoice = BatchChoice()):
+        self.config, self.spark, self.batch = config, spark, batch
 
     def session(self) -> SparkSession:
         self.spark = self.spark or session_for(self.config)
@@ -80,7 +81,7 @@ class InProcess:
         try:
             with progress(spark, step):
                 if step == "ingest":
-                    return STEPS[step](spark, self.config, self.batch_id)
+                    return STEPS[step](spark, self.config, self.batch)
                 return ALL_STEPS[step](spark, self.config)
         finally:
             for key, value in previous.items():
@@ -97,9 +98,9 @@ class SparkSubmit:
     """Runs each step as ``spark-submit lakeforge/jobs/step.py STEP`` (client mode) against `master`."""
 
     def __init__(self, config: LakeforgeConfig, conf_path: str, overrides: list[str], master: str,
-                 batch_id: str | None = None, out: TextIO = sys.stdout):
+                 batch: BatchChoice = BatchChoice(), out: TextIO = sys.stdout):
         self.config, self.conf_path, self.overrides = config, conf_path, overrides
-        self.master, self.batch_id, self.out = master, batch_id, out
+        self.master, self.batch, self.out = master, batch, out
 
     def command(self, step: str, settings: StepSettings, run_id: str) -> list[str]:
         spark_conf = {"spark.pyspark.python": sys.executable, **JVM_CONF, **self.config.spark.conf, **settings.spark_conf}
@@ -111,8 +112,8 @@ class SparkSubmit:
         command += [STEP_JOB, step, "--conf", self.conf_path, "--run-id", run_id, "--no-report"]
         for override in self.overrides:
             command += ["--set", override]
-        if self.batch_id and step == "ingest":
-            command += ["--batch-id", self.batch_id]
+        if step == "ingest":
+            command += self.batch.arguments()
         return command
 
     def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
@@ -135,7 +136,7 @@ class SparkSubmit:
 
 def run_steps(
     steps: list[str] | None, config: LakeforgeConfig, spark: SparkSession | None = None,
-    batch_id: str | None = None, out: TextIO = sys.stdout, run_id: str | None = None,
+    batch: BatchChoice = BatchChoice(), out: TextIO = sys.stdout, run_id: str | None = None,
     executor: StepExecutor | None = None, report: bool = True,
 ) -> list[StepResult]:
     """Run `steps` (None: the whole DAG) in DAG order under `run_id`, skipping steps it already finished.
@@ -146,7 +147,7 @@ def run_steps(
     declared, chosen = plan_steps(config, list(STEPS), list(OPTIONAL_STEPS), steps)
     run_id = run_id or new_run_id()
     state = RunState.load(config, run_id)
-    executor = executor or InProcess(config, spark, batch_id)
+    executor = executor or InProcess(config, spark, batch)
     if isinstance(executor, InProcess):  # spark-submit jobs validate in their own process
         for warning in validate(executor.session(), config):
             print(f"[lakeforge] warning: {warning}", file=out, flush=True)

@@ -9,6 +9,10 @@ uses the transaction Delta's own writer is built on (``DeltaLog.startTransaction
 Until `StagedBatch.commit`, the files are invisible to every reader: they sit in the table's
 folder but no log entry names them. `StagedBatch.abort` deletes them; files left by a crashed
 process are unreferenced and removed by ``VACUUM``.
+
+A commit can carry an application id (Delta's ``SetTransaction``): `StagedBatch.record` gives the
+batch's actions as JSON, and `commit_record` commits them in a new transaction unless the table
+already holds that id, so a commit interrupted by a crash can be completed later, exactly once.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,13 +33,15 @@ BATCH_COLUMN = "_batch_id"
 
 @dataclass
 class StagedBatch:
-    """Files holding batch `batch_id` of the Delta table at `path`, written but not committed."""
+    """Files holding batch `batch_id` of the Delta table at `path`, written but not committed; the commit
+    also removes the rows of `replaces` (earlier batches this one supersedes) and of `batch_id` itself."""
 
     spark: SparkSession
     path: str
     batch_id: str
     schema: StructType
     rows: int
+    replaces: tuple[str, ...]
     _txn: object = field(repr=False)
     _added: list = field(repr=False)
     _replaced: list = field(repr=False)
@@ -46,44 +53,94 @@ class StagedBatch:
         files = [_absolute(self.spark, self.path, f.path()).toString() for f in self._added]
         return self.spark.read.schema(self.schema).parquet(*files) if files else self.spark.createDataFrame([], self.schema)
 
-    def commit(self) -> int | None:
-        """Make the batch visible, replacing the rows an earlier run wrote under the same batch id.
+    @property
+    def read_version(self) -> int:
+        """The table version the staging transaction read (-1: the table did not exist)."""
+        return self._txn.readVersion()
 
-        Returns the new version, or None when nothing would change (no rows now, none before).
-        """
-        if not (self._added or self._replaced or self._creates_table):
+    @property
+    def changes(self) -> bool:
+        """False when committing would change nothing (no rows now, none replaced, the table exists)."""
+        return bool(self._added or self._replaced or self._creates_table)
+
+    def commit(self, app_id: str | None = None) -> int | None:
+        """Make the batch visible in the transaction that staged it: any commit to the table since then
+        makes this one fail (Delta's ConcurrentAppendException). Returns the new version, or None when
+        nothing would change. `app_id` is recorded in the table (see `commit_record`)."""
+        if not self.changes:
             return None
-        jvm = self.spark._jvm
-        actions = jvm.java.util.ArrayList()
-        for added in self._added:
-            actions.add(added)
-        for replaced in self._replaced:
-            actions.add(replaced.remove())
-        none = jvm.scala.Option.empty()
-        operation = jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
-            jvm.org.apache.spark.sql.SaveMode.Overwrite, none, jvm.scala.Some(_replace_where(self.batch_id)),
-            none, none, none, none, none, none,
-        )
-        version = self._txn.commit(_scala_list(jvm, actions), operation)
+        version = _commit(self.spark, self._txn, self._added + [r.remove() for r in self._replaced],
+                          (self.batch_id, *self.replaces), app_id)
         self._committed = True
         return version
+
+    def record(self) -> dict[str, Any]:
+        """The batch's commit as JSON-able data, for `commit_record`."""
+        return {"path": self.path, "batch_ids": [self.batch_id, *self.replaces],
+                "schema": self.schema.json() if self._creates_table else None,
+                "actions": [a.json() for a in self._added] + [r.remove().json() for r in self._replaced]}
 
     def abort(self) -> None:
         """Delete the staged files of an uncommitted batch; the table is as if it was never written."""
         if self._committed:
             return
-        for added in self._added:
-            path = _absolute(self.spark, self.path, added.path())
-            path.getFileSystem(self.spark._jsc.hadoopConfiguration()).delete(path, False)
+        delete_staged_files(self.spark, self.record())
         self._added = []
 
 
-def stage_batch(df: DataFrame, path: str, batch_id: str, *, known_empty: bool = False) -> StagedBatch:
-    """Write `df` as batch `batch_id` of the Delta table at `path` (created if missing), uncommitted.
+def commit_record(spark: SparkSession, record: dict[str, Any], app_id: str) -> int | None:
+    """Commit a `StagedBatch.record` in a new transaction, unless the table already holds `app_id`:
+    the new version, or None when it was committed before (or there is nothing to commit)."""
+    jvm = spark._jvm
+    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, record["path"]).startTransaction()
+    if txn.txnVersion(app_id) >= 0 or not (record["actions"] or record["schema"]):
+        return None
+    if txn.readVersion() < 0:
+        txn.updateMetadata(_new_table_metadata(jvm, StructType.fromJson(json.loads(record["schema"]))), False)
+    action = _action_object(jvm)
+    return _commit(spark, txn, [action.fromJson(text) for text in record["actions"]], tuple(record["batch_ids"]), app_id)
+
+
+def delete_staged_files(spark: SparkSession, record: dict[str, Any]) -> None:
+    """Delete the files a record adds (never committed: the caller knows its commit did not happen)."""
+    action = _action_object(spark._jvm)
+    for text in record["actions"]:
+        added = action.fromJson(text)
+        if added.getClass().getSimpleName() == "AddFile":
+            path = _absolute(spark, record["path"], added.path())
+            path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, False)
+
+
+def _action_object(jvm):
+    """Delta's ``Action`` companion object (its ``fromJson``)."""
+    return getattr(getattr(jvm.org.apache.spark.sql.delta.actions, "Action$"), "MODULE$")
+
+
+def _commit(spark: SparkSession, txn, actions: list, batch_ids: tuple[str, ...], app_id: str | None) -> int:
+    jvm = spark._jvm
+    delta = jvm.org.apache.spark.sql.delta
+    if app_id is not None:
+        now = jvm.scala.Some(jvm.java.lang.Long(int(time.time() * 1000)))
+        actions = [*actions, delta.actions.SetTransaction(app_id, 0, now)]
+    none = jvm.scala.Option.empty()
+    operation = delta.DeltaOperations.Write(
+        jvm.org.apache.spark.sql.SaveMode.Overwrite, none, jvm.scala.Some(_replace_where(batch_ids)),
+        none, none, none, none, none, none,
+    )
+    java_actions = jvm.java.util.ArrayList()
+    for item in actions:
+        java_actions.add(item)
+    return txn.commit(_scala_list(jvm, java_actions), operation)
+
+
+def stage_batch(df: DataFrame, path: str, batch_id: str, *, replaces: tuple[str, ...] = (),
+                known_empty: bool = False) -> StagedBatch:
+    """Write `df` as batch `batch_id` of the Delta table at `path` (created if missing), uncommitted;
+    its commit replaces the rows of `batch_id` and of the batches in `replaces`.
 
     The rows get the `_batch_id` and `_ingested_at` columns. Column order may differ from the
     table's; a different set of columns or types is refused, naming them. With `known_empty` the
-    caller vouches that `df` has no rows: no Spark job runs, only the old batch's removal is staged.
+    caller vouches that `df` has no rows: no Spark job runs, only the old batches' removal is staged.
     """
     spark = df.sparkSession
     jvm = spark._jvm
@@ -95,14 +152,14 @@ def stage_batch(df: DataFrame, path: str, batch_id: str, *, known_empty: bool = 
         replaced = []
     else:
         rows = _in_table_order(rows, StructType.fromJson(json.loads(txn.metadata().schemaString())), path)
-        replaced = _batch_files(txn, path, batch_id)
+        replaced = [f for batch in (batch_id, *replaces) for f in _batch_files(txn, path, batch)]
     added = [] if known_empty else list(_iterate(txn.writeFiles(rows._jdf)))
     count = sum(_record_count(f, path) for f in added)
-    return StagedBatch(spark, path, batch_id, rows.schema, count, txn, added, replaced, creates_table)
+    return StagedBatch(spark, path, batch_id, rows.schema, count, tuple(replaces), txn, added, replaced, creates_table)
 
 
-def _replace_where(batch_id: str) -> str:
-    return f"{BATCH_COLUMN} = '{batch_id}'"
+def _replace_where(batch_ids: tuple[str, ...]) -> str:
+    return f"{BATCH_COLUMN} IN ({', '.join(repr(b) for b in batch_ids)})"
 
 
 def _in_table_order(rows: DataFrame, table_schema: StructType, path: str) -> DataFrame:

@@ -91,6 +91,17 @@ class Storage:
         with filesystem.open_input_stream(path) as stream:
             return stream.read().decode("utf-8")
 
+    def open_input(self, location: str):
+        """A binary input stream on the file (a context manager)."""
+        filesystem, path = self._resolve(location)
+        return filesystem.open_input_stream(path)
+
+    def delete(self, location: str) -> None:
+        """Delete the file, if it exists."""
+        filesystem, path = self._resolve(location)
+        if filesystem.get_file_info(path).type == fs.FileType.File:
+            filesystem.delete_file(path)
+
     def write_bytes(self, location: str, data: bytes) -> str:
         """Write `data` to a temporary file beside `location`, then move it there; return `location`."""
         filesystem, path = self._resolve(location)

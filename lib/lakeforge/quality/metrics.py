@@ -55,16 +55,20 @@ def flag_anomalies(
 
 def append_metrics(
     spark: SparkSession, path: str, results: Sequence[MetricResult], versions: dict[str, int | None],
-    batch_ids: dict[str, str], run_time: datetime,
+    batch_ids: dict[str, str], run_time: datetime, app_id: str | None = None,
 ) -> None:
-    """Append this run's metrics, each with the table version it describes (null if nothing was written)."""
+    """Append this run's metrics, each with the table version it describes (null if nothing was written);
+    with `app_id`, only once however often it is called (Delta's idempotent writes)."""
     rows = [
         (r.table, versions.get(r.table), batch_ids.get(r.table), r.rule, r.metric,
          None if r.value is None else float(r.value), r.status, r.expected, r.note, run_time)
         for r in results
     ]
     metrics = spark.createDataFrame(rows, SCHEMA).withColumn(RECORDED_AT, F.current_timestamp())
-    metrics.write.format("delta").mode("append").save(path)
+    writer = metrics.write.format("delta").mode("append")
+    if app_id is not None:
+        writer = writer.option("txnAppId", app_id).option("txnVersion", 0)
+    writer.save(path)
 
 
 def log_to_mlflow(results: Sequence[MetricResult]) -> None:

@@ -59,8 +59,10 @@ class RuleContext:
     run_time: datetime
     rows_read: int
     rows_good: int
-    previous_rows: int | None = None
-    reference: Callable[[str], DataFrame] | None = None
+    previous_rows: int | None = None  # rows of the table's newest batch before this one
+    reference: Callable[[str], DataFrame] | None = None  # a source's rows of this run (else its table)
+    reference_table: Callable[[str], DataFrame] | None = None  # a source's whole table, with this run's batch
+    committed: Callable[[], DataFrame] | None = None  # this table's rows that this batch does not replace
 
 
 class _Rule(BaseModel):
@@ -201,7 +203,7 @@ class Freshness(_Rule):
 
 
 class RowCount(_Rule):
-    """Rows written, relative to the rows of the table's previous version, lie in [min_ratio, max_ratio]."""
+    """Rows written, relative to the rows of the table's newest earlier batch, lie in [min_ratio, max_ratio]."""
 
     scope: ClassVar = "scan"
     rule: Literal["row_count"]
@@ -212,28 +214,36 @@ class RowCount(_Rule):
         return {}
 
     def evaluate(self, values: dict[str, Any], ctx: RuleContext) -> list[MetricResult]:
-        expected = f"in [{self.min_ratio}, {self.max_ratio or 'inf'}] x previous version"
+        expected = f"in [{self.min_ratio}, {self.max_ratio or 'inf'}] x previous batch"
         if not ctx.previous_rows:
-            return [self.result(ctx, "row_count_ratio", None, True, expected + " (no previous version)")]
+            return [self.result(ctx, "row_count_ratio", None, True, expected + " (no previous batch)")]
         ratio = ctx.rows_good / ctx.previous_rows
         ok = ratio >= self.min_ratio and (self.max_ratio is None or ratio <= self.max_ratio)
         return [self.result(ctx, "row_count_ratio", ratio, ok, expected)]
 
 
 class Unique(_Rule):
-    """No two rows written share a value of the key `columns`."""
+    """No two rows written share a value of the key `columns`: within the batch, or with `across: table`
+    within the whole table as it will be (its committed rows and the batch's)."""
 
     scope: ClassVar = "shuffle"
     rule: Literal["unique"]
     columns: list[str] = Field(min_length=1)
+    across: Literal["batch", "table"] = "batch"
 
     @property
     def columns_used(self) -> list[str]:
         return self.columns
 
+    @property
+    def name(self) -> str:
+        return f"unique({', '.join(self.columns)}{'; across table' if self.across == 'table' else ''})"
+
     def measure(self, good_rows: DataFrame, ctx: RuleContext) -> list[MetricResult]:
         """Rows whose key is shared, exactly; the key's 64-bit hash is grouped first, so a batch
         without duplicates (the usual case) costs one shuffle of 8 bytes a row."""
+        if self.across == "table" and ctx.committed is not None:
+            good_rows = good_rows.select(*self.columns).unionByName(ctx.committed().select(*self.columns))
         key_hash = F.xxhash64(*self.columns)
         shared = good_rows.groupBy(key_hash.alias("_key_hash")).count().where(F.col("count") > 1)
         if shared.isEmpty():  # equal keys have equal hashes: no shared hash, no duplicate
@@ -247,7 +257,8 @@ class Unique(_Rule):
 
 
 class References(_Rule):
-    """Non-null `column` values exist in `to_column` (default: same name) of source `to_source`.
+    """Non-null `column` values exist in `to_column` (default: same name) of source `to_source`: in its
+    batch of this run (else its table), or with `across: table` in its whole table with this run's batch.
 
     At most `max_ratio` of those rows may point nowhere.
     """
@@ -258,16 +269,19 @@ class References(_Rule):
     to_source: str
     to_column: str | None = None
     max_ratio: float = Field(0.0, ge=0, le=1)
+    across: Literal["batch", "table"] = "batch"
 
     @property
     def name(self) -> str:
-        return f"references({self.column} -> {self.to_source}.{self.to_column or self.column})"
+        across = "; across table" if self.across == "table" else ""
+        return f"references({self.column} -> {self.to_source}.{self.to_column or self.column}{across})"
 
     def measure(self, good_rows: DataFrame, ctx: RuleContext) -> list[MetricResult]:
-        if ctx.reference is None:
+        reference = ctx.reference_table if self.across == "table" else ctx.reference
+        if reference is None:
             raise ValueError(f"rule {self.name} needs the rows of source '{self.to_source}'")
         known = (
-            ctx.reference(self.to_source).select(F.col(self.to_column or self.column).alias(self.column))
+            reference(self.to_source).select(F.col(self.to_column or self.column).alias(self.column))
             .distinct().withColumn("_known", F.lit(True))
         )
         counts = (

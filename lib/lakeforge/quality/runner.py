@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -71,7 +72,7 @@ def measure_table(df: DataFrame, rules: Sequence[QualityRule], ctx: RuleContext)
     """All rules on a DataFrame whose rows are all kept: one scan job, then one query per shuffle rule."""
     with single_job(df.sparkSession):
         scan = df.agg(F.count(F.lit(1)).alias("_rows"), *scan_aggregates(rules, F.lit(True))).head()
-    ctx = RuleContext(ctx.table, ctx.run_time, scan["_rows"], scan["_rows"], ctx.previous_rows, ctx.reference)
+    ctx = replace(ctx, rows_read=scan["_rows"], rows_good=scan["_rows"])
     return evaluate_scan(rules, scan.asDict(), ctx) + measure_shuffles(rules, df, ctx)
 
 

@@ -15,11 +15,9 @@ __all__ = ["Location", "locate"]
 
 @dataclass(frozen=True)
 class Location:
-    """The files to read (sorted), or the one Delta table at `version`; `fingerprint` names what they hold
-    (file names and sizes, or the table and its version), so the same input maps to the same batch id."""
+    """The files to read (sorted), or the one Delta table at `version`."""
 
     paths: tuple[str, ...]
-    fingerprint: str
     version: int | None = None
 
 
@@ -29,13 +27,13 @@ def locate(spark: SparkSession, name: str, source: SourceSettings, path: str) ->
         if not DeltaTable.isDeltaTable(spark, path):
             raise IngestError(f"source '{name}': {path} is not a Delta table")
         version = latest_version(spark, path)
-        return Location((path,), f"{path}@{version}", version)
+        return Location((path,), version)
     pattern = spark._jvm.org.apache.hadoop.fs.Path(path)
     statuses = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
-    files = sorted((_shown(s.getPath()), s.getPath().getName(), s.getLen()) for s in statuses if s.isFile())
+    files = sorted(_shown(s.getPath()) for s in statuses if s.isFile())
     if not files:
         raise IngestError(f"source '{name}': no files match {path}")
-    return Location(tuple(f[0] for f in files), "".join(f"{file_name}:{size};" for _, file_name, size in files))
+    return Location(tuple(files))
 
 
 def _shown(hadoop_path) -> str:

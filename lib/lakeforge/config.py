@@ -10,13 +10,14 @@ import os
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lakeforge import storage
 from lakeforge.errors import ConfigError
+from lakeforge.names import IDENTIFIER, check_identifier
 from lakeforge.quality.rules import QualityRule
 
 ColumnType = Literal["int", "bigint", "double", "string", "boolean", "date", "timestamp"]
@@ -24,7 +25,6 @@ Period = Literal["day", "week", "month", "quarter", "year"]
 SqlExpression = str
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_COLUMNS = ("key", "time", "label")
 
 
@@ -47,10 +47,32 @@ def _check_duration(text: str | None) -> str | None:
 
 
 def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
-    bad = [n for n in names if not _NAME.match(n)]
+    bad = [n for n in names if not IDENTIFIER.match(n)]
     if bad:
         raise ValueError(f"{what} must be identifiers (letters, digits, _), got {bad}")
     return names
+
+
+def _relative_dir(folder: str) -> str:
+    """`folder` if it is a relative path that stays under the storage root, else a ValueError."""
+    parts = folder.replace("\\", "/").split("/")
+    if storage.is_uri(folder) or Path(folder).is_absolute() or ".." in parts or not folder.strip("/. "):
+        raise ValueError(f"must be a folder relative to storage_root, without '..', got {folder!r}")
+    return folder
+
+
+def _no_credentials(uri: str) -> str:
+    """`uri` unless it carries credentials (``scheme://user:pw@host``), which would be written into every path."""
+    from lakeforge.masking import mask_uri
+
+    if mask_uri(uri) != uri:
+        raise ValueError(f"credentials inside the URI are refused ({mask_uri(uri)}): give them to Spark with "
+                         f"spark.conf and ${{env:NAME}} (see README, Secrets and safety)")
+    return uri
+
+
+TableName = Annotated[str, AfterValidator(check_identifier)]
+RelativeDir = Annotated[str, AfterValidator(_relative_dir)]
 
 
 class SparkSettings(_Section):
@@ -78,15 +100,23 @@ class MlflowSettings(_Section):
     """Where runs and models are tracked: these keys, else MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI,
     else sqlite under a local storage root (``<storage_root>/mlflow.db``)."""
 
-    tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else the sqlite default")
+    tracking_uri: str | None = Field(None, description="default: MLFLOW_TRACKING_URI, else the sqlite default; "
+                                     "user:password@ in it goes to MLFLOW_TRACKING_USERNAME/PASSWORD, never to a log")
     registry_uri: str | None = Field(None, description="default: MLFLOW_REGISTRY_URI, else the tracking URI")
     experiment: str = "lakeforge"
+    request_timeout: int = Field(5, ge=1, le=600, description="seconds per HTTP request to a tracking server")
+    request_retries: int = Field(2, ge=0, le=10, description="retries of a failed HTTP request (backoff 1s, 2s, ...)")
 
 
 class LandingSettings(_Section):
     """Where raw files arrive: relative source paths resolve under ``<storage_root>/<dir>`` (or an absolute dir)."""
 
     dir: str = "landing"
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_unless_absolute(cls, folder: str) -> str:
+        return _no_credentials(folder) if storage.is_uri(folder) or Path(folder).is_absolute() else _relative_dir(folder)
 
 
 TIMESTAMP_FORMATS = ("epoch_seconds", "epoch_millis")
@@ -111,7 +141,7 @@ class SourceSettings(_Section):
     URI), reader options, and the typed columns to keep."""
 
     format: Literal["csv", "json", "parquet", "delta"] = "csv"
-    path: str
+    path: Annotated[str, AfterValidator(_no_credentials)]
     options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="passed to Spark's reader")
     columns: dict[str, ColumnSpec]
     null_values: list[str] = Field(default_factory=lambda: ["", "NA"])
@@ -155,7 +185,7 @@ class QualitySettings(_Section):
     history_runs: int = Field(10, ge=2, description="anomaly check: compare with the last N runs")
     anomaly_k: float = Field(3.0, gt=0, description="warn outside mean +/- k * std")
     min_history_runs: int = Field(3, ge=2, description="judge a metric once it has this many past runs")
-    report_dir: str = "quality_reports"
+    report_dir: RelativeDir = "quality_reports"
 
 
 class SpineSettings(_Section):
@@ -171,7 +201,7 @@ class DatasetSettings(_Section):
     """The model-ready rows, one per spine row, with `key`, `time` and `label`, the spine's columns,
     the features joined point in time and the `derived` columns, written to `table`."""
 
-    table: str = "dataset"
+    table: TableName = "dataset"
     spine: SpineSettings
     spine_columns: list[str] | None = Field(
         None, description="the spine's columns the table keeps beside key, time and label (None: all); the "
@@ -354,7 +384,7 @@ class ModelSettings(_Section):
 class ScoreSettings(_Section):
     """Batch scoring of `windows.score` into `table`."""
 
-    table: str = "predictions"
+    table: TableName = "predictions"
     arrow_batch_rows: int = Field(100_000, ge=1_000)
 
 
@@ -424,16 +454,16 @@ class CascadeSettings(_Section):
     stage_b_label: SqlExpression | None = None
     threshold_a: float = Field(0.5, ge=0, le=1)
     threshold_b: float = Field(0.5, ge=0, le=1)
-    table: str = "cascade_predictions"
+    table: TableName = "cascade_predictions"
 
 
 class ExperimentSettings(_Section):
     """A/B analysis: assignment and outcome tables, the declared split, significance levels."""
 
     name: str = "threshold-ab"
-    assignments_table: str = "ab_assignments"
-    outcomes_table: str = "ab_outcomes"
-    results_table: str = "ab_results"
+    assignments_table: TableName = "ab_assignments"
+    outcomes_table: TableName = "ab_outcomes"
+    results_table: TableName = "ab_results"
     control: str = "A"
     expected_split: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.5})
     alpha: float = Field(0.05, gt=0, lt=1)
@@ -499,9 +529,9 @@ class RetrainTrigger(_Section):
 class MonitorSettings(_Section):
     """Drift of features and predictions per window against the training data, live metrics, retrain trigger."""
 
-    drift_table: str = "drift_metrics"
-    live_metrics_table: str = "live_metrics"
-    plots_dir: str = "monitor"
+    drift_table: TableName = "drift_metrics"
+    live_metrics_table: TableName = "live_metrics"
+    plots_dir: RelativeDir = "monitor"
     bins: int = Field(10, ge=2, le=50, description="quantile bins for PSI and Jensen-Shannon")
     fine_bins: int = Field(100, ge=10, le=1000, description="quantile bins for KS and Wasserstein")
     max_categories: int = Field(30, ge=1, description="categories kept per column; the rest are 'other'")
@@ -527,8 +557,8 @@ class LakeforgeConfig(_Section):
     """The whole pipeline definition."""
 
     project: str = Field(description="names the MLflow experiment, the registered model, the Spark app")
-    storage_root: str = Field(min_length=1, description="a local folder (relative to the cwd) or a URI: "
-                              "file:///..., s3a://bucket/lake, ...")
+    storage_root: Annotated[str, AfterValidator(_no_credentials)] = Field(
+        min_length=1, description="a local folder (relative to the cwd) or a URI: file:///..., s3a://bucket/lake, ...")
     seed: int = 42
     spark: SparkSettings = Field(default_factory=SparkSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
@@ -659,8 +689,16 @@ class LakeforgeConfig(_Section):
         return self.mlflow.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
 
     def location(self, *parts: str) -> str:
-        """A location under `storage_root`: a URI stays a URI, a plain path is made absolute."""
-        return storage.join(self.storage_root, *parts)
+        """A location under `storage_root`: a URI stays a URI, a plain path is made absolute.
+
+        Anything that would resolve outside the storage root (``..``, an absolute part) is a ConfigError:
+        the keys naming tables and folders are checked when the config is read, this is the backstop.
+        """
+        location = storage.join(self.storage_root, *parts)
+        if not storage.within(self.storage_root, location):
+            raise ConfigError(f"{'/'.join(parts)!r} resolves to {location}, outside storage_root "
+                              f"{self.storage_root}; names of tables, runs and folders stay under it")
+        return location
 
     @property
     def landing_dir(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.errors import ConfigError
+from lakeforge.names import check_run_id
 from lakeforge.results import StepResult
 from lakeforge.storage import Storage, storage_for
 
@@ -90,6 +91,7 @@ class RunState:
     @classmethod
     def load(cls, config: LakeforgeConfig, run_id: str) -> "RunState":
         """The state of `run_id` under `config`'s storage root (empty if the run is new)."""
+        check_run_id(run_id)
         path, storage = config.location("runs", f"{run_id}.json"), storage_for(config)
         text = storage.read_text(path)
         recorded = json.loads(text)["steps"] if text is not None else {}

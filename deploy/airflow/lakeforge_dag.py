@@ -11,6 +11,7 @@ import pendulum
 from airflow import DAG
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from lakeforge.jobs import STEP_JOB
+from lakeforge.names import run_id_for
 
 LAKEFORGE_HOME = os.environ.get("LAKEFORGE_HOME", "/opt/lakeforge")
 CONF = os.path.join(LAKEFORGE_HOME, 'examples/flights/pipeline.yaml')
@@ -22,11 +23,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["lakeforge"],
+    user_defined_filters={"lakeforge_run_id": run_id_for},
 ) as dag:
     ingest_task = SparkSubmitOperator(
         task_id='ingest',
         application=STEP_JOB,
-        application_args=['ingest', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['ingest', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
@@ -34,7 +36,7 @@ with DAG(
     features_task = SparkSubmitOperator(
         task_id='features',
         application=STEP_JOB,
-        application_args=['features', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['features', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
@@ -42,7 +44,7 @@ with DAG(
     train_task = SparkSubmitOperator(
         task_id='train',
         application=STEP_JOB,
-        application_args=['train', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['train', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
@@ -50,7 +52,7 @@ with DAG(
     evaluate_task = SparkSubmitOperator(
         task_id='evaluate',
         application=STEP_JOB,
-        application_args=['evaluate', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['evaluate', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
@@ -58,7 +60,7 @@ with DAG(
     score_task = SparkSubmitOperator(
         task_id='score',
         application=STEP_JOB,
-        application_args=['score', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['score', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",
@@ -66,7 +68,7 @@ with DAG(
     monitor_task = SparkSubmitOperator(
         task_id='monitor',
         application=STEP_JOB,
-        application_args=['monitor', "--conf", CONF, "--run-id", "{{ run_id }}"],
+        application_args=['monitor', "--conf", CONF, "--run-id", "{{ run_id | lakeforge_run_id }}"],
         packages='io.delta:delta-spark_4.2_2.13:4.4.0',
         conf={'spark.driver.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.executor.extraJavaOptions': '-XX:-DontCompileHugeMethods', 'spark.sql.shuffle.partitions': '8', 'spark.driver.memory': '4g'},
         conn_id="spark_default",

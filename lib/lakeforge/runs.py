@@ -94,10 +94,11 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
 
 def mlflow_runs(config: LakeforgeConfig, run_id: str) -> list["Run"]:
     """The MLflow runs tagged with pipeline run `run_id`, oldest first (none if the experiment does not exist)."""
-    import mlflow
+    from lakeforge import mlflow_store
 
-    client = mlflow.MlflowClient(tracking_uri=config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
+    client = mlflow_store.client(config)
+    with mlflow_store.reachable(config):
+        experiment = client.get_experiment_by_name(config.mlflow.experiment)
     if experiment is None:
         return []
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",

@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import SparkSettings
 from lakeforge.errors import SparkSetupError
+from lakeforge.secrets import resolve_conf
 
 # Spark compiles each stage to one Java method; a wide row (ingest types and checks every column)
 # can exceed the JVM's 8000-byte limit for JIT compilation and then runs interpreted, 3x slower.
@@ -56,11 +57,6 @@ _HOW_TO_PROVIDE_JARS = (
 
 def _launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
-
-
-def conf_value(value: str | int | float | bool) -> str:
-    """A YAML value as Spark conf text (booleans as ``true``/``false``)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def jars_folder(settings: SparkSettings) -> Path:
@@ -105,7 +101,7 @@ def fetch_jars(settings: SparkSettings, refresh: bool = False) -> Path:
 
 
 def build_conf(settings: SparkSettings, warehouse_dir: str) -> dict[str, str]:
-    """The Spark conf lakeforge sets, lowest to highest precedence: defaults, then YAML."""
+    """The Spark conf lakeforge sets, lowest to highest precedence: defaults, then YAML (``${env:NAME}`` resolved)."""
     conf = dict(DEFAULT_CONF)
     conf["spark.sql.warehouse.dir"] = warehouse_dir
     if not _launched_by_spark_submit():
@@ -118,7 +114,7 @@ def build_conf(settings: SparkSettings, warehouse_dir: str) -> dict[str, str]:
             conf["spark.jars.packages"] = ",".join(settings.all_packages)
     elif settings.master:
         conf["spark.master"] = settings.master
-    conf.update({key: conf_value(value) for key, value in settings.conf.items()})
+    conf.update(resolve_conf(settings.conf))
     return conf
 
 

@@ -8,7 +8,8 @@ Files go through ``pyarrow.fs``, not Hadoop's FileSystem through Spark's JVM: ru
 readable without a SparkSession (``lakeforge run --submit`` reads what each spark-submit recorded,
 and a resumed run reads it before Spark starts), and pyarrow is already a dependency (Spark's Arrow
 transfer). For ``s3a://`` it takes the endpoint, keys and region from the same Hadoop properties as
-Spark (``spark.hadoop.fs.s3a.*`` in ``spark.conf``), else AWS's default credential chain, as s3a does.
+Spark (``spark.hadoop.fs.s3a.*`` in ``spark.conf``, ``${env:NAME}`` references resolved), else AWS's
+default credential chain, as s3a does.
 """
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ from typing import TYPE_CHECKING
 
 from pyarrow import fs
 
+from lakeforge.errors import LakeforgeError
+from lakeforge.secrets import resolve_conf
+
 if TYPE_CHECKING:
     from lakeforge.config import LakeforgeConfig
 
-__all__ = ["Storage", "is_uri", "join", "local_path", "storage_for"]
+__all__ = ["Storage", "is_uri", "join", "local_path", "storage_for", "within"]
 
 _S3_SCHEMES = ("s3a", "s3n", "s3")
 _HADOOP_PREFIX = "spark.hadoop."
@@ -40,6 +44,18 @@ def join(root: str, *parts: str) -> str:
     return os.path.join(os.path.abspath(root), *parts)
 
 
+def within(root: str, location: str) -> bool:
+    """True if `location` (as `join` builds it) is `root` or under it once ``.`` and ``..`` are resolved."""
+    def normal(text: str) -> str:
+        if is_uri(text):
+            scheme, _, rest = text.partition(":")
+            return f"{scheme}:{posixpath.normpath(rest)}"
+        return os.path.normpath(os.path.abspath(text))
+
+    top, place = normal(root), normal(location)
+    return place == top or place.startswith(top.rstrip("/") + "/")
+
+
 def local_path(location: str) -> str | None:
     """The local filesystem path of a plain path or ``file:`` URI, else None (a remote location)."""
     if not is_uri(location):
@@ -53,7 +69,7 @@ class Storage:
     """Reads and writes small files at locations, with the Hadoop s3a settings of `spark_conf`."""
 
     def __init__(self, spark_conf: Mapping[str, object] | None = None):
-        self._hadoop = {key[len(_HADOOP_PREFIX):]: str(value) for key, value in (spark_conf or {}).items()
+        self._hadoop = {key[len(_HADOOP_PREFIX):]: value for key, value in (spark_conf or {}).items()
                         if key.startswith(_HADOOP_PREFIX)}
 
     def _resolve(self, location: str) -> tuple[fs.FileSystem, str]:
@@ -65,7 +81,7 @@ class Storage:
         return fs.FileSystem.from_uri(location)
 
     def _s3(self) -> fs.S3FileSystem:
-        conf, options = self._hadoop, {}
+        conf, options = resolve_conf(self._hadoop, where="spark.conf.spark.hadoop"), {}
         endpoint = conf.get("fs.s3a.endpoint")
         if endpoint:
             scheme, sep, host = endpoint.partition("://")
@@ -114,6 +130,17 @@ class Storage:
 
     def write_text(self, location: str, text: str) -> str:
         return self.write_bytes(location, text.encode("utf-8"))
+
+    def check_writable(self, location: str, key: str = "storage_root") -> None:
+        """Write and delete a probe file under `location`; a LakeforgeError naming `key` if that fails."""
+        probe = posixpath.join(location, ".lakeforge-write-probe") if is_uri(location) else \
+            os.path.join(location, ".lakeforge-write-probe")
+        try:
+            self.write_bytes(probe, b"")
+            self.delete(probe)
+        except OSError as exc:
+            raise LakeforgeError(f"{key} {location} is not writable ({exc}); give this user write access "
+                                 f"to it or choose another {key}") from None
 
     def children(self, location: str) -> dict[str, bool]:
         """Entries directly under `location` (none if it does not exist): name -> is a directory."""

@@ -6,6 +6,9 @@ runs one pipeline step (``lakeforge run STEP``); this module imports nothing hea
 """
 from pathlib import Path
 
-__all__ = ["STEP_JOB"]
+__all__ = ["OVERRIDES_ENV", "STEP_JOB"]
 
 STEP_JOB = str(Path(__file__).with_name("step.py"))
+# --set overrides handed to a job in its environment, not its argv (a JSON list of key=value texts);
+# every lakeforge command applies them before its own --set ones
+OVERRIDES_ENV = "LAKEFORGE_OVERRIDES"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 
+from lakeforge import mlflow_store
 from lakeforge.config import LakeforgeConfig
 from lakeforge.report.collect import STEP_TITLES, collect_sections
 from lakeforge.report.output import write_output
@@ -28,7 +29,7 @@ def log_report(config: LakeforgeConfig, run_id: str, html: str, parent_run: str 
     from lakeforge.tracking import configure_mlflow
 
     experiment_id = configure_mlflow(config)
-    client = mlflow.MlflowClient(config.tracking_uri)
+    client = mlflow_store.client(config)
     existing = [r for r in mlflow_runs(config, run_id) if r.data.tags.get("lakeforge.step") == REPORT_STEP]
     if parent_run is not None:
         report_run = parent_run

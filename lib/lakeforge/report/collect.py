@@ -16,6 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
+from lakeforge import mlflow_store
 from lakeforge.config import RESERVED_COLUMNS, LakeforgeConfig
 from lakeforge.dag import RunState, StepRecord
 from lakeforge.lakehouse import existing_tables, open_table, query
@@ -58,7 +59,7 @@ def _params_table(run: Run) -> Table:
 
 def _artifact(config: LakeforgeConfig, run: Run, path: str) -> Path | None:
     """A local copy of artifact `path` of `run`, or None if the run did not log it."""
-    client = mlflow.MlflowClient(config.tracking_uri)
+    client = mlflow_store.client(config)
     try:
         return Path(client.download_artifacts(run.info.run_id, path, tempfile.mkdtemp(prefix="lakeforge-report-")))
     except (mlflow.exceptions.MlflowException, OSError):
@@ -181,7 +182,7 @@ def _monitor(section: Section, run: Run, config: LakeforgeConfig) -> None:
             grid = grid.loc[grid.max(axis=1).sort_values(ascending=False).index]
             section.figures.append(Figure("Drift per window and feature (decisive statistic / its threshold; "
                                           ">= 1 is drift)", svg=heatmap_svg(grid, "statistic / threshold")))
-    for artifact in mlflow.MlflowClient(config.tracking_uri).list_artifacts(monitor_id, "monitor"):
+    for artifact in mlflow_store.client(config).list_artifacts(monitor_id, "monitor"):
         local = _artifact(config, run, artifact.path)
         if local is not None and local.suffix == ".png":
             uri = "data:image/png;base64," + base64.b64encode(local.read_bytes()).decode()

@@ -8,6 +8,7 @@ import numbers
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from lakeforge.config import LakeforgeConfig
+from lakeforge.masking import mask_uri
 from lakeforge.dag import RunState
 from lakeforge.report.model import Section
 from lakeforge.runs import RunSummary
@@ -49,5 +50,5 @@ def render_html(config: LakeforgeConfig, state: RunState, sections: list[Section
         written=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished={name: record.finished_at.replace("T", " ").removesuffix("+00:00")
                   for name, record in state.steps.items()},
-        tracking_uri=config.tracking_uri, experiment=config.mlflow.experiment, fingerprint=config.fingerprint(),
+        tracking_uri=mask_uri(config.tracking_uri), experiment=config.mlflow.experiment, fingerprint=config.fingerprint(),
     )

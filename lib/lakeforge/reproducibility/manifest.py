@@ -2,6 +2,7 @@
 
 It lists each Delta table the step read with the version read, the resolved config and its hash, the
 git state, the seed, runtime versions, a lock of installed packages and the Spark conf that affects results.
+Secrets are masked (`lakeforge.masking`); the hash is of the config as it ran, so masking does not change it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig
+from lakeforge.masking import mask_secrets
 from lakeforge.tables import TableVersion
 
 MANIFEST_ARTIFACT = "manifest.json"
@@ -66,14 +68,14 @@ def build_manifest(config: LakeforgeConfig, step: str, inputs: list[TableVersion
     return {
         "step": step,
         "inputs": [asdict(table) for table in inputs],
-        "config": config.model_dump(mode="json"),
+        "config": mask_secrets(config.model_dump(mode="json")),
         "config_hash": config.fingerprint(),
         "git": git,
         "seeds": {"seed": config.seed},
         "versions": runtime_versions(spark),
         "packages": packages,
         "packages_hash": hashlib.sha256("\n".join(packages).encode()).hexdigest()[:16],
-        "spark_conf": result_affecting_conf(spark),
+        "spark_conf": mask_secrets(result_affecting_conf(spark)),
     }
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,6 +19,8 @@ import yaml
 
 from lakeforge.config import LakeforgeConfig, SparkSettings, load_config
 from lakeforge.errors import ConfigError, LakeforgeError
+from lakeforge.jobs import OVERRIDES_ENV
+from lakeforge.masking import mask_text, mask_uri
 
 # lakeforge.pipeline.ALL_STEPS, in order (not imported: commands that need no Spark do not load it)
 STEP_NAMES = ["ingest", "features", "train", "evaluate", "score", "monitor", "cascade", "ab_analysis"]
@@ -33,10 +36,37 @@ def _override(text: str) -> str:
 DEFAULT_CONF = "pipeline.yaml"
 
 
+TRACEBACK_ENV = "LAKEFORGE_TRACEBACK"  # 1: an error prints its traceback too
+
+
 def parse_overrides(texts: list[str]) -> dict[str, object]:
-    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (values are YAML)."""
-    pairs = (text.partition("=") for text in texts)
-    return {key: yaml.safe_load(value) for key, _, value in pairs}
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (values are YAML); a ConfigError naming
+    the override whose value is not YAML."""
+    parsed = {}
+    for text in texts:
+        key, _, value = text.partition("=")
+        try:
+            parsed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise ConfigError(f"--set {key}=...: the value is not valid YAML ({mask_text(problem)}); quote it, "
+                              f"e.g. --set '{key}=\"...\"'") from None
+    return parsed
+
+
+def overrides_of(args: argparse.Namespace) -> list[str]:
+    """The overrides of a command: those in `OVERRIDES_ENV`, then its ``--set`` ones."""
+    text = os.environ.get(OVERRIDES_ENV)
+    try:
+        inherited = json.loads(text) if text else []
+    except json.JSONDecodeError:
+        raise ConfigError(f"{OVERRIDES_ENV} is not a JSON list of key=value texts") from None
+    return [*inherited, *getattr(args, "overrides", [])]
+
+
+def config_of(args: argparse.Namespace) -> LakeforgeConfig:
+    """The command's config: ``--conf`` with its overrides (see `overrides_of`)."""
+    return load_config(args.conf, parse_overrides(overrides_of(args)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,11 +143,11 @@ def reproduce(args: argparse.Namespace) -> int:
     from lakeforge.reproducibility.retention import vacuum
     from lakeforge.tracking import configure_mlflow
 
-    config = load_config(args.conf, parse_overrides(args.overrides))
+    config = config_of(args)
     spark = session_for(config)
     configure_mlflow(config)
     if args.command == "replay":
-        report = replay(spark, args.run_id, args.tolerance, args.sample_rows)
+        report = replay(spark, args.run_id, args.tolerance, args.sample_rows, current=config)
         print(report.describe())
         return 0 if report.reproduced else 1
     for plan in vacuum(spark, config, args.tables or None, args.retention_hours, args.force):
@@ -125,18 +155,18 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def spark_settings(conf: str, overrides: list[str] | None = None) -> SparkSettings:
-    """`conf`'s Spark settings (with `overrides`) if the file exists, else the defaults."""
-    return load_config(conf, parse_overrides(overrides or [])).spark if Path(conf).exists() else SparkSettings()
+def spark_settings(args: argparse.Namespace) -> SparkSettings:
+    """The Spark settings of the command's config (see `config_of`) if the file exists, else the defaults."""
+    return config_of(args).spark if Path(args.conf).exists() else SparkSettings()
 
 
-def check(conf: str) -> None:
-    """Start a session (with `conf`'s Spark settings if it exists) and prove Delta works by writing and reading a table."""
+def check(args: argparse.Namespace) -> None:
+    """Start a session (with the config's Spark settings if it exists) and prove Delta works by writing and reading a table."""
     import mlflow
 
     from lakeforge.spark import get_spark
 
-    settings = spark_settings(conf)
+    settings = spark_settings(args)
     scratch = Path(tempfile.mkdtemp())
     spark = get_spark(settings, str(scratch / "warehouse"))
     probe = str(scratch / "probe")
@@ -152,7 +182,7 @@ def query(args: argparse.Namespace) -> None:
 
     from lakeforge.lakehouse import QueryError, relation
 
-    result = relation(args.sql, load_config(args.conf, parse_overrides(args.overrides)))
+    result = relation(args.sql, config_of(args))
     try:
         if args.format == "table":
             result.show(max_rows=args.max_rows)
@@ -168,7 +198,7 @@ def runs(args: argparse.Namespace) -> None:
     """List recent runs, or show one run's steps, report and MLflow runs."""
     from lakeforge.runs import format_table, list_runs, load_run, mlflow_runs, report_path, step_rows
 
-    config = load_config(args.conf, parse_overrides(args.overrides))
+    config = config_of(args)
     if args.run_id is None:
         rows = [("run", "started (UTC)", "done", "failed", "seconds")]
         rows += [(r.run_id, r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else "-", str(r.done),
@@ -182,7 +212,7 @@ def runs(args: argparse.Namespace) -> None:
     for run in mlflow_runs(config, args.run_id):
         role = run.data.tags.get("lakeforge.step") or run.data.tags.get("lakeforge.role", "?")
         print(f"mlflow: {role} run {run.info.run_id} ({run.info.status}) "
-              f"{config.tracking_uri}")
+              f"{mask_uri(config.tracking_uri)}")
 
 
 def config_command(args: argparse.Namespace) -> None:
@@ -192,7 +222,7 @@ def config_command(args: argparse.Namespace) -> None:
     if args.config_command == "schema":
         print(json.dumps(LakeforgeConfig.model_json_schema(), indent=2))
         return
-    resolved = load_config(args.conf, parse_overrides(args.overrides)).model_dump(mode="json")
+    resolved = config_of(args).model_dump(mode="json")
     print(yaml.safe_dump(mask_secrets(resolved), sort_keys=False, width=120), end="")
 
 
@@ -209,50 +239,68 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from lakeforge.ingest import BatchChoice
     from lakeforge.pipeline import SparkSubmit, run_steps
 
-    config = load_config(args.conf, parse_overrides(args.overrides))
+    config = config_of(args)
     steps = None if args.step == "all" else [args.step]
     batch = BatchChoice(args.batch_id, args.replace_batch)
     executor = None
     if args.submit:
-        executor = SparkSubmit(config, args.conf, args.overrides, args.submit, batch)
+        executor = SparkSubmit(config, args.conf, overrides_of(args), args.submit, batch)
     results = run_steps(steps, config, batch=batch, run_id=args.run_id, executor=executor,
                         report=args.report)
     return max((int(r.details.get("exit_code", 0)) for r in results), default=0)
 
 
 def ui(config: LakeforgeConfig, port: int) -> NoReturn:
-    """Replace this process by ``mlflow ui`` on `config`'s tracking and registry stores, on 127.0.0.1."""
+    """Replace this process by ``mlflow ui`` on `config`'s tracking and registry stores, on 127.0.0.1.
+
+    The store URIs (a database URI may hold a password) go in mlflow's environment variables, not its argv.
+    """
     if config.tracking_uri.startswith(("http://", "https://", "databricks")):
-        raise ConfigError(f"mlflow.tracking_uri {config.tracking_uri} is a tracking server already: open it")
+        raise ConfigError(f"mlflow.tracking_uri {mask_uri(config.tracking_uri)} is a tracking server already: open it")
     mlflow_cli = str(Path(sys.executable).parent / "mlflow")
-    os.execv(mlflow_cli, [mlflow_cli, "ui", "--backend-store-uri", config.tracking_uri, "--registry-store-uri",
-                          config.registry_uri, "--host", "127.0.0.1", "--port", str(port)])
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": config.tracking_uri, "MLFLOW_REGISTRY_STORE_URI": config.registry_uri}
+    os.execve(mlflow_cli, [mlflow_cli, "ui", "--host", "127.0.0.1", "--port", str(port)], env)
+
+
+def report_error(exc: BaseException) -> int:
+    """Print `exc` as one ``lakeforge: error: ...`` line (secrets masked; the traceback too with
+    LAKEFORGE_TRACEBACK=1) and return exit code 2. An error lakeforge did not anticipate is named by its type."""
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        print(mask_text("".join(traceback.format_exception(exc))), file=sys.stderr)
+    if isinstance(exc, LakeforgeError):
+        message = str(exc)
+    else:
+        lines = str(exc).strip().splitlines()
+        message = (f"{type(exc).__name__}: {lines[0] if lines else ''} (unexpected: rerun with "
+                   f"{TRACEBACK_ENV}=1 for the traceback and report it)")
+    print(f"lakeforge: error: {mask_text(message)}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "check":
-            check(args.conf)
+            check(args)
         elif args.command == "jars":
             from lakeforge.spark import fetch_jars
 
-            settings = spark_settings(args.conf, args.overrides)
+            settings = spark_settings(args)
             print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings, args.refresh)}")
         elif args.command == "ui":
-            ui(load_config(args.conf, parse_overrides(args.overrides)), args.port)
+            ui(config_of(args), args.port)
         elif args.command == "validate":
             from lakeforge.pipeline import session_for
             from lakeforge.validation import validate
 
-            config = load_config(args.conf, parse_overrides(args.overrides))
+            config = config_of(args)
             for warning in validate(session_for(config), config, source=args.conf):
                 print(f"warning: {warning}")
             print(f"{args.conf}: valid ({len(config.sources)} sources, {len(config.features)} feature views)")
         elif args.command == "airflow-dag":
             from lakeforge.scheduling import airflow_dag_source
 
-            print(airflow_dag_source(load_config(args.conf), args.conf, args.dag_id, args.schedule), end="")
+            print(airflow_dag_source(config_of(args), args.conf, args.dag_id, args.schedule), end="")
         elif args.command in ("replay", "vacuum"):
             return reproduce(args)
         elif args.command == "query":
@@ -265,9 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             config_command(args)
         else:
             return run_pipeline(args)
-    except LakeforgeError as exc:
-        print(f"lakeforge: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # every failure is one line naming the culprit, exit 2
+        return report_error(exc)
     return 0
 
 

@@ -6,6 +6,7 @@ steps' MLflow runs nest under one parent run per lakeforge run (see `lakeforge.t
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,11 +29,15 @@ from lakeforge.config import LakeforgeConfig, StepSettings
 from lakeforge.dag import RunState, new_run_id, plan_steps
 from lakeforge.errors import StepError
 from lakeforge.ingest import BatchChoice
-from lakeforge.jobs import STEP_JOB
+from lakeforge.jobs import OVERRIDES_ENV, STEP_JOB
+from lakeforge.masking import mask_text
+from lakeforge.names import check_run_id
 from lakeforge.progress import progress
 from lakeforge.report import write_run_report
 from lakeforge.results import StepResult
-from lakeforge.spark import JVM_CONF, conf_value, get_spark, jar_files
+from lakeforge.secrets import command_line_conf, resolve_value
+from lakeforge.spark import JVM_CONF, get_spark, jar_files
+from lakeforge.storage import storage_for
 from lakeforge.tracking import PARENT_RUN_ENV, parent_run_id, pipeline_run
 from lakeforge.validation import validate
 
@@ -74,7 +79,7 @@ class InProcess:
         previous = {key: spark.conf.get(key, None) for key in settings.spark_conf}
         try:
             for key, value in settings.spark_conf.items():
-                spark.conf.set(key, conf_value(value))
+                spark.conf.set(key, resolve_value(key, value, f"pipeline.steps.{step}.spark_conf"))
         except PySparkException as exc:
             raise StepError(f"pipeline.steps.{step}.spark_conf: cannot be set in a running session "
                             f"({exc}); run with --submit to pass it to spark-submit") from None
@@ -95,7 +100,12 @@ def spark_submit() -> str:
 
 
 class SparkSubmit:
-    """Runs each step as ``spark-submit lakeforge/jobs/step.py STEP`` (client mode) against `master`."""
+    """Runs each step as ``spark-submit lakeforge/jobs/step.py STEP`` (client mode) against `master`.
+
+    The command line holds no secret (it is visible to every user of the machine, e.g. in ``ps``): Spark
+    conf entries naming a secret or holding ``${env:NAME}`` are left out (the job sets them from the YAML
+    and its environment), and the ``--set`` overrides go to the job in `OVERRIDES_ENV`.
+    """
 
     def __init__(self, config: LakeforgeConfig, conf_path: str, overrides: list[str], master: str,
                  batch: BatchChoice = BatchChoice(), out: TextIO = sys.stdout):
@@ -107,17 +117,16 @@ class SparkSubmit:
         command = [spark_submit(), "--master", self.master]
         jars = jar_files(self.config.spark)
         command += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(self.config.spark.all_packages)]
-        for key, value in spark_conf.items():
-            command += ["--conf", f"{key}={conf_value(value)}"]
+        for key, value in command_line_conf(spark_conf).items():
+            command += ["--conf", f"{key}={value}"]
         command += [STEP_JOB, step, "--conf", self.conf_path, "--run-id", run_id, "--no-report"]
-        for override in self.overrides:
-            command += ["--set", override]
         if step == "ingest":
             command += self.batch.arguments()
         return command
 
     def run(self, step: str, settings: StepSettings, run_id: str) -> StepResult:
-        env = {**os.environ, "PYSPARK_PYTHON": sys.executable, PARENT_RUN_ENV: parent_run_id() or ""}
+        env = {**os.environ, "PYSPARK_PYTHON": sys.executable, PARENT_RUN_ENV: parent_run_id() or "",
+               OVERRIDES_ENV: json.dumps(self.overrides)}
         with tempfile.NamedTemporaryFile("w+", prefix=f"lakeforge-{step}-", suffix=".log", delete=False) as log:
             child = subprocess.Popen(self.command(step, settings, run_id), stdout=subprocess.PIPE, stderr=log,
                                      text=True, env=env)
@@ -145,7 +154,8 @@ def run_steps(
     logged to the run's parent MLflow run.
     """
     declared, chosen = plan_steps(config, list(STEPS), list(OPTIONAL_STEPS), steps)
-    run_id = run_id or new_run_id()
+    run_id = check_run_id(run_id or new_run_id())
+    storage_for(config).check_writable(config.location())
     state = RunState.load(config, run_id)
     executor = executor or InProcess(config, spark, batch)
     if isinstance(executor, InProcess):  # spark-submit jobs validate in their own process
@@ -166,14 +176,14 @@ def run_steps(
             try:
                 result = executor.run(step, declared[step], run_id)
             except Exception as exc:
-                state.record(step, "failed", seconds=time.perf_counter() - started, error=str(exc))
+                state.record(step, "failed", seconds=time.perf_counter() - started, error=mask_text(str(exc)))
                 print(f"[lakeforge] {step} FAILED; resume with: lakeforge run all --run-id {run_id}",
                       file=out, flush=True)
                 if report:
                     try:
                         print(f"[lakeforge] report: {write_run_report(config, run_id, parent)}", file=out, flush=True)
                     except Exception as report_error:  # the step's error is the one to raise
-                        print(f"[lakeforge] report not written: {report_error}", file=out, flush=True)
+                        print(f"[lakeforge] report not written: {mask_text(str(report_error))}", file=out, flush=True)
                 raise
             result.seconds = time.perf_counter() - started
             state.record(step, "succeeded", result)

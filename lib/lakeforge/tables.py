@@ -93,6 +93,24 @@ def read_pinned(
     return df, read
 
 
+def require_version(spark: SparkSession, name: str, path: str, version: int) -> None:
+    """A StepError naming table `name` and `version` unless that version and all its data files can be read
+    (VACUUM deletes the files of old versions; Delta finds out only when a job reads them)."""
+    def fail(problem: str) -> StepError:
+        return StepError(f"table {name} version {version} ({path}) {problem}; it cannot be read again. Versions "
+                         f"a registered model was trained on are kept by `lakeforge vacuum` unless --force")
+
+    try:
+        files = spark.read.format("delta").option("versionAsOf", version).load(path).inputFiles()
+    except Exception as exc:  # Delta's VersionNotFound, a missing log
+        raise fail(f"is not in the table's history ({str(exc).strip().splitlines()[0][:200]})") from None
+    jvm, hadoop = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    missing = [f for f in files if not jvm.org.apache.hadoop.fs.Path(f).getFileSystem(hadoop).exists(
+        jvm.org.apache.hadoop.fs.Path(f))]
+    if missing:
+        raise fail(f"lost {len(missing)} of its {len(files)} data files to a vacuum (e.g. {missing[0]})")
+
+
 def last_commit_metrics(spark: SparkSession, path: str) -> dict[str, str]:
     """Operation metrics of the newest commit (e.g. ``numOutputRows``)."""
     row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").head()

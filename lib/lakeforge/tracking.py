@@ -1,9 +1,15 @@
 """MLflow tracking: experiment set-up, one parent run per pipeline run and one nested run per step,
-tagged with the lakeforge run id and what makes it reproducible."""
+tagged with the lakeforge run id and what makes it reproducible.
+
+Each step run is tagged with the host and process running it. A step killed without cleanup leaves its
+run RUNNING; when the step runs again, or its pipeline run is resumed, that run is marked FAILED
+(`fail_abandoned_runs`).
+"""
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +22,8 @@ from mlflow.entities import Run
 from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig
+from lakeforge.masking import mask_secrets
+from lakeforge.mlflow_store import connect, reachable
 from lakeforge.storage import local_path
 from lakeforge.reproducibility.manifest import build_manifest, log_manifest, manifest_tags
 from lakeforge.runs import RUN_ID_TAG
@@ -24,6 +32,9 @@ from lakeforge.tables import TableVersion, recording_reads, table_retention_defa
 TAG_PREFIX = "lakeforge"
 REPLAY_OF_TAG = f"{TAG_PREFIX}.replay_of"
 ROLE_TAG = f"{TAG_PREFIX}.role"
+STEP_TAG = f"{TAG_PREFIX}.step"
+HOST_TAG = f"{TAG_PREFIX}.host"
+PID_TAG = f"{TAG_PREFIX}.pid"
 PARENT_RUN_ENV = "LAKEFORGE_PARENT_RUN_ID"
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _replay_of: ContextVar[str | None] = ContextVar("lakeforge_replay_of", default=None)
@@ -47,13 +58,14 @@ def replaying(run_id: str) -> Iterator[None]:
 
 
 def point_mlflow(config: LakeforgeConfig) -> None:
-    """Point MLflow at the configured tracking and registry URIs (see `LakeforgeConfig.tracking_uri`).
+    """Point MLflow at the configured tracking and registry URIs (see `LakeforgeConfig.tracking_uri`),
+    without their credentials (see `lakeforge.mlflow_store.connect`).
 
     MLflow also writes them to MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI; those are put back as they
     were, so that the environment keeps meaning what the user set and the next config is not pointed
     at this one's store.
     """
-    tracking, registry = config.tracking_uri, config.registry_uri
+    tracking, registry = connect(config)
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(registry)
@@ -71,7 +83,8 @@ def configure_mlflow(config: LakeforgeConfig) -> str:
     URI is a server (which has its own artifact store); ``s3a://`` becomes MLflow's ``s3://``.
     """
     point_mlflow(config)
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    with reachable(config):
+        experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
     if experiment is not None:
         return mlflow.set_experiment(experiment_id=experiment.experiment_id).experiment_id
     artifact_location = None
@@ -104,6 +117,7 @@ def pipeline_run(config: LakeforgeConfig, run_id: str) -> Iterator[str]:
     found = client.search_runs([experiment_id], " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()))
     parent = found[0].info.run_id if found else client.create_run(experiment_id, run_name=f"pipeline {run_id}",
                                                                   tags=tags).info.run_id
+    fail_abandoned_runs(client, experiment_id, f"tags.`{RUN_ID_TAG}` = '{run_id}'")
     token, status = _pipeline.set((parent, run_id)), "FAILED"
     try:
         client.update_run(parent, status="RUNNING")
@@ -118,6 +132,37 @@ def parent_run_id() -> str | None:
     """The MLflow run id of the pipeline run in progress, if any."""
     pipeline = _pipeline.get()
     return pipeline[0] if pipeline else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def fail_abandoned_runs(client: mlflow.MlflowClient, experiment_id: str, where: str, step: str | None = None) -> list[str]:
+    """Mark FAILED the RUNNING step runs matching the search filter `where` whose process is gone: started on
+    this host by a process that no longer exists, or (`step`) earlier runs of the step about to run again in
+    the same pipeline run. Returns their run ids."""
+    pipeline = _pipeline.get()
+    abandoned = []
+    for run in client.search_runs([experiment_id], f"{where} and attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if PID_TAG not in tags:  # not a step run
+            continue
+        dead = tags.get(HOST_TAG) == socket.gethostname() and not _process_alive(int(tags[PID_TAG]))
+        rerun = (step is not None and tags.get(STEP_TAG) == step and pipeline is not None
+                 and tags.get(RUN_ID_TAG) == pipeline[1])
+        if dead or rerun:
+            client.set_tag(run.info.run_id, f"{TAG_PREFIX}.abandoned", "the process running this step was killed "
+                           "or lost; marked FAILED when the step ran again")
+            client.set_terminated(run.info.run_id, "FAILED")
+            abandoned.append(run.info.run_id)
+    return abandoned
 
 
 def git_state(start: Path | None = None) -> dict[str, str]:
@@ -143,10 +188,12 @@ def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
     of the run manifest (see `lakeforge.reproducibility.manifest`). Tables the step creates get the
     configured retention properties.
     """
-    configure_mlflow(config)
+    experiment_id = configure_mlflow(config)
     git = git_state()
     tags = {
-        f"{TAG_PREFIX}.step": step,
+        STEP_TAG: step,
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
         f"{TAG_PREFIX}.git_commit": git["commit"],
         f"{TAG_PREFIX}.git_dirty": git["dirty"],
         f"{TAG_PREFIX}.config_hash": config.fingerprint(),
@@ -161,9 +208,10 @@ def step_run(config: LakeforgeConfig, step: str) -> Iterator[Run]:
     spark, retention = SparkSession.getActiveSession(), config.retention
     new_tables = (nullcontext() if spark is None else
                   table_retention_defaults(spark, retention.log_retention_days, retention.deleted_file_retention_days))
+    fail_abandoned_runs(mlflow.MlflowClient(), experiment_id, f"tags.`{STEP_TAG}` = '{step}'", step)
     with (mlflow.start_run(run_name=step, tags=tags, parent_run_id=parent) as run, recording_reads() as reads,
           new_tables):
-        mlflow.log_dict(config.model_dump(mode="json"), "config.json")
+        mlflow.log_dict(mask_secrets(config.model_dump(mode="json")), "config.json")
         yield run
         manifest = build_manifest(config, step, reads, git)
         log_manifest(manifest)

@@ -65,6 +65,30 @@ def estimator_problems(task_type: str, dotted: str, params: dict[str, Any],
             problems[key] = f"{unknown} are not {cls.__name__} parameters ({', '.join(sorted(known))})"
     if grid and is_spark_ml(cls):
         problems["model.search"] = "hyperparameter search needs a scikit-learn estimator"
+    if not problems and not is_spark_ml(cls):
+        problems.update(_value_problems(cls, params, grid))
+    return problems
+
+
+def _value_problems(cls: type, params: dict[str, Any], grid: dict[str, list[Any]]) -> dict[str, str]:
+    """Parameter values the scikit-learn class refuses (its ``_parameter_constraints``), by YAML key."""
+    def refused(values: dict[str, Any]) -> str | None:
+        try:
+            estimator = cls(**values)
+            if hasattr(estimator, "_validate_params"):
+                estimator._validate_params()
+        except (TypeError, ValueError) as error:
+            return str(error)
+        return None
+
+    problems = {}
+    if (problem := refused(params)) is not None:
+        problems["model.params"] = problem
+    for name, values in grid.items():
+        for value in values:
+            if (problem := refused({**params, name: value})) is not None:
+                problems[f"model.search.grid.{name}"] = problem
+                break
     return problems
 
 

@@ -24,10 +24,11 @@ from lakeforge import train
 from lakeforge.config import LakeforgeConfig, parse_config
 from lakeforge.errors import LakeforgeError
 from lakeforge.features.dataset import KEY
+from lakeforge.masking import restore_masked
 from lakeforge.models import load_model
 from lakeforge.reproducibility.manifest import load_manifest
 from lakeforge.results import StepResult
-from lakeforge.tables import pinned_versions, read_pinned
+from lakeforge.tables import pinned_versions, read_pinned, require_version
 from lakeforge.tracking import replaying
 from lakeforge.windows import in_window
 
@@ -131,8 +132,13 @@ def compare_predictions(spark: SparkSession, config: LakeforgeConfig, manifest: 
     return []
 
 
-def replay(spark: SparkSession, run_id: str, tolerance: float = 0.0, sample_rows: int = 1000) -> ReplayReport:
-    """Re-run run `run_id`'s step from its manifest and compare the new run with it."""
+def replay(spark: SparkSession, run_id: str, tolerance: float = 0.0, sample_rows: int = 1000,
+           current: LakeforgeConfig | None = None) -> ReplayReport:
+    """Re-run run `run_id`'s step from its manifest and compare the new run with it.
+
+    The manifest's secrets are masked: they are taken from `current` (today's config) where it has them.
+    Every pinned input is checked first, so a vacuumed version is an error naming the table and version.
+    """
     client = mlflow.MlflowClient()
     try:
         original: Run = client.get_run(run_id)
@@ -143,7 +149,11 @@ def replay(spark: SparkSession, run_id: str, tolerance: float = 0.0, sample_rows
     if step not in REPLAYABLE_STEPS:
         raise ReplayError(f"run {run_id} is a '{step}' run; replay supports {sorted(REPLAYABLE_STEPS)} "
                           f"(steps that write no table)")
-    config = parse_config(manifest["config"], source=f"manifest of run {run_id}")
+    recorded = manifest["config"] if current is None else restore_masked(manifest["config"],
+                                                                         current.model_dump(mode="json"))
+    config = parse_config(recorded, source=f"manifest of run {run_id}")
+    for table in manifest["inputs"]:
+        require_version(spark, table["name"], table["path"], table["version"])
     with replaying(run_id), pinned_versions({t["name"]: t["version"] for t in manifest["inputs"]}):
         REPLAYABLE_STEPS[step](spark, config)
     replay_run = client.get_run(mlflow.last_active_run().info.run_id)

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from lakeforge import faults
@@ -34,7 +33,7 @@ from lakeforge.quality.metrics import METRICS_TABLE, append_metrics
 from lakeforge.quality.rules import MetricResult
 from lakeforge.staging import StagedBatch, commit_record, delete_staged_files
 from lakeforge.storage import storage_for
-from lakeforge.tables import latest_version
+from lakeforge.tables import is_write_conflict, latest_version
 
 __all__ = ["PendingIngest", "commit_all", "complete_pending"]
 
@@ -73,11 +72,11 @@ def commit_all(spark: SparkSession, config: LakeforgeConfig, ledger: StagedBatch
     faults.checkpoint("ingest:recorded")
     try:
         ledger.commit(pending.app_id)
-    except Py4JJavaError as error:
+    except Exception as error:  # noqa: BLE001 - whatever failed, nothing of this ingest was committed
         storage.delete(pending.location(config))
         for batch in tables:
             batch.abort()
-        if _is_conflict(error):
+        if is_write_conflict(error):
             raise IngestError(
                 f"another ingest committed to {ledger.path} while this one ran; nothing of this one was "
                 "committed: run ingest again (the files the other ingest took are skipped)") from None
@@ -138,8 +137,8 @@ def _finish(spark: SparkSession, config: LakeforgeConfig, pending: PendingIngest
 def _commit_once(spark: SparkSession, record: dict[str, Any], app_id: str) -> None:
     try:
         commit_record(spark, record, app_id)
-    except Py4JJavaError as error:  # another process completing the same record won the race
-        if not (_is_conflict(error) and _holds(spark, record["path"], app_id)):
+    except Exception as error:  # noqa: BLE001 - another process completing the same record won the race
+        if not (is_write_conflict(error) and _holds(spark, record["path"], app_id)):
             raise
 
 
@@ -148,8 +147,3 @@ def _holds(spark: SparkSession, path: str, app_id: str) -> bool:
     txn = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
     return txn.readVersion() >= 0 and txn.txnVersion(app_id) >= 0
 
-
-def _is_conflict(error: Py4JJavaError) -> bool:
-    """Delta's optimistic concurrency refused the commit (another writer committed first)."""
-    return "io.delta.exceptions" in str(error.java_exception.getClass().getName()) or \
-        "Concurrent" in error.java_exception.getClass().getSimpleName()

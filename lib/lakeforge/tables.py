@@ -115,3 +115,10 @@ def last_commit_metrics(spark: SparkSession, path: str) -> dict[str, str]:
     """Operation metrics of the newest commit (e.g. ``numOutputRows``)."""
     row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").head()
     return dict(row[0] or {})
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """True when Delta's optimistic concurrency refused a commit because another writer committed first."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
+    name = java.getClass().getName() if java is not None else f"{type(error).__module__}.{type(error).__name__}"
+    return name.startswith(("io.delta.exceptions.", "delta.exceptions.")) or "Concurrent" in name

@@ -7,6 +7,7 @@ run RUNNING; when the step runs again, or its pipeline run is resumed, that run 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
@@ -83,17 +84,35 @@ def configure_mlflow(config: LakeforgeConfig) -> str:
     URI is a server (which has its own artifact store); ``s3a://`` becomes MLflow's ``s3://``.
     """
     point_mlflow(config)
-    with reachable(config):
-        experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
-    if experiment is not None:
-        return mlflow.set_experiment(experiment_id=experiment.experiment_id).experiment_id
-    artifact_location = None
-    if not config.tracking_uri.startswith(("http://", "https://", "databricks")):
-        local = local_path(config.storage_root)
-        artifact_location = (Path(local, "mlartifacts").as_uri() if local is not None else
-                             re.sub(r"^s3[an]://", "s3://", config.location("mlartifacts")))
-    experiment_id = mlflow.create_experiment(config.mlflow.experiment, artifact_location=artifact_location)
-    return mlflow.set_experiment(experiment_id=experiment_id).experiment_id
+    with _first_use_lock(config.tracking_uri):  # two processes starting on a new store create it once
+        with reachable(config):
+            experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+        if experiment is not None:
+            return mlflow.set_experiment(experiment_id=experiment.experiment_id).experiment_id
+        artifact_location = None
+        if not config.tracking_uri.startswith(("http://", "https://", "databricks")):
+            local = local_path(config.storage_root)
+            artifact_location = (Path(local, "mlartifacts").as_uri() if local is not None else
+                                 re.sub(r"^s3[an]://", "s3://", config.location("mlartifacts")))
+        experiment_id = mlflow.create_experiment(config.mlflow.experiment, artifact_location=artifact_location)
+        return mlflow.set_experiment(experiment_id=experiment_id).experiment_id
+
+
+@contextmanager
+def _first_use_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock beside a sqlite store while it is opened (its tables created) and the experiment made;
+    other stores (a server) serialize this themselves."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from benchmarks import pit_join_bench
 from benchmarks.scale import (PeakMemory, _label, noop_write, ingest_overhead, parse_scale, run_pipeline,
                               scale_config, scoring_overhead)
 from benchmarks.summary import render_table
-from benchmarks.timing import best_of, machine, now
+from benchmarks.timing import ROOT_PID, best_of, machine, now
 from examples.flights.generate import write_landing
 from lakeforge.config import LakeforgeConfig
 from lakeforge.features.retrieval import event_time_column, point_in_time_join
@@ -129,7 +129,8 @@ def _pit(spark: SparkSession, rows: int, keys: int, data: Path, work: Path, roun
         command = [str(feast_python), str(FEAST_SCRIPT), "--data", str(data), "--work", str(work / "feast_repo"),
                    "--spark-conf", json.dumps(feast_conf), "--tables", ",".join(pit_join_bench.TABLES),
                    "--ttl-hours", str(pit_join_bench.TTL_HOURS), *extra]
-        subprocess.run(command, check=True, env={**os.environ, "TZ": "UTC", "PYTHONPATH": str(REPO)})
+        subprocess.run(command, check=True, env={**os.environ, "TZ": "UTC", "PYTHONPATH": str(REPO),
+                                                 ROOT_PID: str(os.getpid())})  # this run's processes are not "others"
 
     spine, tables = pit_join_bench.read_tables(spark, data, "parquet")
     views = {name: (pit_join_bench.declaration(name), rows_) for name, rows_ in tables.items()}

@@ -38,18 +38,28 @@ START = 1_356_998_400  # 2013-01-01 UTC
 TABLES = ("ft_a", "ft_b")
 
 
-def generate(spark: SparkSession, root: Path, rows: int, keys: int) -> None:
-    """Write the spine and the two feature tables as Delta under `root` (deterministic)."""
+# The Spark settings of every side (benchmarks/peers.py gives Feast's session the same).
+SPARK_CONF = {"spark.driver.memory": "6g", "spark.sql.shuffle.partitions": 16, "spark.sql.adaptive.enabled": True}
+
+
+def generate(spark: SparkSession, root: Path, rows: int, keys: int, file_format: str = "delta") -> None:
+    """Write the spine and the two feature tables under `root` (deterministic), as Delta or Parquet."""
     def timed(seed: int) -> F.Column:
         return F.timestamp_seconds(F.lit(START) + (F.rand(seed) * SPAN_SECONDS).cast("long"))
 
     spine = spark.range(rows).select(F.col("id"), (F.xxhash64("id") % keys).alias("key"), timed(1).alias("t"))
-    spine.write.format("delta").mode("overwrite").save(str(root / "spine"))
+    spine.write.format(file_format).mode("overwrite").save(str(root / "spine"))
     for seed, name in enumerate(TABLES, start=2):
         table = spark.range(rows // 10).select(
             (F.xxhash64("id", F.lit(seed)) % keys).alias("key"), timed(seed).alias("event_time"),
             F.rand(seed + 10).alias(f"{name}_value"))
-        table.write.format("delta").mode("overwrite").save(str(root / name))
+        table.write.format(file_format).mode("overwrite").save(str(root / name))
+
+
+def read_tables(spark: SparkSession, root: Path, file_format: str = "delta") -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The spine and the feature tables `generate` wrote."""
+    read = lambda name: spark.read.format(file_format).load(str(root / name))
+    return read("spine"), {name: read(name) for name in TABLES}
 
 
 def declaration(name: str) -> ViewTable:
@@ -114,12 +124,10 @@ def main() -> None:
     args = parser.parse_args()
     keys = args.keys or max(args.rows // 100, 1)
     root = Path(tempfile.mkdtemp(prefix="pit_bench_"))
-    spark = get_spark(SparkSettings(app_name="pit-join-bench", master="local[2]", conf={
-        "spark.ui.enabled": True, "spark.driver.memory": "6g", "spark.sql.shuffle.partitions": 16,
-        "spark.sql.adaptive.enabled": True}), str(root / "warehouse"))
+    spark = get_spark(SparkSettings(app_name="pit-join-bench", master="local[2]",
+                                    conf={"spark.ui.enabled": True, **SPARK_CONF}), str(root / "warehouse"))
     generate(spark, root, args.rows, keys)
-    spine = spark.read.format("delta").load(str(root / "spine"))
-    tables = {name: spark.read.format("delta").load(str(root / name)) for name in TABLES}
+    spine, tables = read_tables(spark, root)
     approaches = {"lakeforge": lakeforge_join, "window": window_join, "naive": naive_join}
     if args.skip_naive:
         approaches.pop("naive")

@@ -6,12 +6,14 @@ seconds, flights/s, rows in/out and the peak resident memory of the driver (Pyth
 JVM, sampled every 0.2 s; in local mode the JVM also runs the executor tasks). Then, on the largest
 scale's files and in the same run, two overhead ratios:
 
-- ingest: our ingest step (typing, all quality rules, quarantine, metrics, MLflow run) vs a plain
-  ``spark.read.csv(...).write.format("delta")`` of the same files with the same column types, timed
-  back to back, best of two each; and, as its floor, the shuffle rules (unique, references,
-  consistent) alone on the ingested tables, which any exact check of those rules pays;
+- ingest: our ingest step (typing, all quality rules, quarantine, metrics, MLflow run), each round a
+  first ingest into fresh tables, vs a plain typed read of the same landing files (``spark.read.csv``,
+  ``.json`` or ``.parquet``, as the sources declare, cast to the same column types) written to new
+  Delta tables, alternately, best of two each; and, as its floor, the shuffle rules (unique,
+  references, consistent) alone on the ingested tables, which any exact check of those rules pays;
 - scoring: our scoring path (`models.load_model(...).predict`, as the score step) vs raw ``mapInPandas`` with the pickled
-  scikit-learn model, both on the scored months and both ending in a ``noop`` write.
+  scikit-learn model, both on the scored months and both ending in a ``noop`` write (`benchmarks/peers.py`
+  adds MLflow's ``spark_udf`` and the in-memory limit).
 
 Growth ratio = seconds at a scale / seconds at the previous scale, next to the rows ratio
 (target: <= 11x per 10x rows for every distributed step). A table is printed and JSON written.
@@ -20,10 +22,10 @@ Growth ratio = seconds at a scale / seconds at the previous scale, next to the r
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
-import platform
 import shutil
 import threading
 import time
@@ -39,6 +41,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from benchmarks.timing import best_of, machine
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.features.dataset import KEY
 from lakeforge.windows import in_window
@@ -50,6 +53,7 @@ from lakeforge.quality.runner import measure_shuffles
 from lakeforge.pipeline import STEPS, InProcess, session_for
 from lakeforge.models import SklearnModel, load_model
 from lakeforge.tables import read_pinned
+from lakeforge.tracking import configure_mlflow
 from lakeforge.train import feature_columns, model_input
 
 CONF = Path(__file__).resolve().parents[1] / "examples" / "flights" / "pipeline.yaml"
@@ -111,18 +115,19 @@ def scale_config(root: Path, overrides: dict[str, object]) -> LakeforgeConfig:
     return load_config(CONF, {"storage_root": str(root), **overrides})
 
 
-def run_pipeline(spark: SparkSession, config: LakeforgeConfig, scale: int, memory: PeakMemory) -> list[StepTiming]:
-    """Generate `scale` flights under the config's landing folder, then run every step, timed."""
+def run_pipeline(spark: SparkSession, config: LakeforgeConfig, scale: int, memory: PeakMemory,
+                 steps: tuple[str, ...] = tuple(STEPS)) -> list[StepTiming]:
+    """Generate `scale` flights under the config's landing folder, then run `steps` (default: all), timed."""
     with memory.measuring():
         started = time.perf_counter()
         write_landing(spark, config.landing_dir, rows=scale, seed=config.seed)
         timings = [StepTiming(scale, "generate", time.perf_counter() - started, 0, scale, memory.peak / 2**20)]
     print(f"  generate: {timings[0].seconds:.1f}s", flush=True)
-    executor, steps, run_id = InProcess(config, spark), declared_steps(config, list(STEPS)), new_run_id()
-    for step in STEPS:
+    executor, declared, run_id = InProcess(config, spark), declared_steps(config, list(STEPS)), new_run_id()
+    for step in steps:
         with memory.measuring():
             started = time.perf_counter()
-            result = executor.run(step, steps[step], run_id)
+            result = executor.run(step, declared[step], run_id)
             seconds = time.perf_counter() - started
         timings.append(StepTiming(scale, step, seconds, result.rows_in, result.rows_out, memory.peak / 2**20))
         print(f"  {step}: {seconds:.1f}s, rows in {result.rows_in:,}, out {result.rows_out:,}, "
@@ -130,34 +135,56 @@ def run_pipeline(spark: SparkSession, config: LakeforgeConfig, scale: int, memor
     return timings
 
 
-def _timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+def fresh_root(config: LakeforgeConfig, root: Path) -> LakeforgeConfig:
+    """`config` writing its tables under `root`, reading the same landing files and using the same MLflow store."""
+    return config.model_copy(update={
+        "storage_root": str(root), "landing": config.landing.model_copy(update={"dir": config.landing_dir}),
+        "mlflow": config.mlflow.model_copy(update={"tracking_uri": config.tracking_uri,
+                                                   "registry_uri": config.registry_uri})})
 
 
-def ingest_overhead(spark: SparkSession, config: LakeforgeConfig, work: Path) -> dict:
-    """The ingest step vs a plain typed CSV -> Delta write of the same landing files, back to back.
+def plain_write(spark: SparkSession, config: LakeforgeConfig, target: Path) -> None:
+    """The baseline: each source's landing files read as plainly as their format allows, cast to the
+    declared column types (by name) and written to a new Delta table under `target`."""
+    for name, source in config.sources.items():
+        path, types = config.source_path(name), source.column_types()
+        if source.format == "csv":
+            raw = spark.read.option("header", True).option("nullValue", "NA").csv(path)
+        elif source.format == "json":  # every field as its text, as CSV's header read gives it
+            raw = spark.read.schema(", ".join(f"`{c}` string" for c in types)).json(path)
+        else:
+            raw = spark.read.format(source.format).load(path)
+        typed = raw.select(*[F.col(f"`{c}`").cast(t).alias(c) for c, t in types.items()])
+        typed.write.format("delta").mode("overwrite").save(str(target / f"plain_{name}"))
 
-    Each is timed twice, alternating, and the best kept. The ingest step re-ingests the batch the
-    pipeline ingested (same files, so the same batch id): it replaces that batch, as a scheduled
-    re-run would.
+
+def ingest_overhead(spark: SparkSession, config: LakeforgeConfig, work: Path, rounds: int = 2) -> dict:
+    """The ingest step vs `plain_write` of the same landing files, alternately, best of `rounds` each.
+
+    Every round writes new tables: the ingest step runs as a first ingest under a fresh storage root
+    (`fresh_root`; same landing files, same MLflow store, created before timing), the plain write to a
+    new folder. Then the shuffle rules alone on the last round's bronze tables (best of two).
     """
-    def plain() -> None:
-        for name, source in config.sources.items():
-            raw = spark.read.option("header", True).option("nullValue", "NA").csv(config.source_path(name))
-            typed = raw.select(*[F.col(c).cast(t) for c, t in source.columns.items()])  # header names, not positions
-            typed.write.format("delta").mode("overwrite").save(str(work / f"plain_{name}"))
+    configure_mlflow(config)  # the MLflow store and experiment exist before any round is timed
+    numbers, phases, last = itertools.count(), [], {}
 
-    executor, step = InProcess(config, spark), declared_steps(config, list(STEPS))["ingest"]
-    phases = []
-    ingest = lambda: phases.append(executor.run("ingest", step, new_run_id()).details["phase_seconds"])
-    rounds = [(_timed(plain), _timed(ingest)) for _ in range(2)]
-    best = min(range(len(rounds)), key=lambda r: rounds[r][1])  # the fastest ingest round
-    plain_seconds, ingest_seconds = min(p for p, _ in rounds), rounds[best][1]
-    shuffle_seconds = min(_timed(lambda: shuffle_rules(spark, config)) for _ in range(2))
-    return {"ingest_seconds": ingest_seconds, "plain_seconds": plain_seconds, "ratio": ingest_seconds / plain_seconds,
-            "rounds": rounds, "ingest_phase_seconds": phases[best], "shuffle_rules_seconds": shuffle_seconds}
+    def plain() -> None:
+        plain_write(spark, config, work / f"plain_{next(numbers)}")
+
+    def ingest() -> None:
+        last["config"] = fresh_root(config, work / f"ingest_{next(numbers)}")
+        result = InProcess(last["config"], spark).run("ingest", declared_steps(config, ["ingest"])["ingest"], new_run_id())
+        if "phase_seconds" not in result.details:
+            raise SystemExit(f"ingest overhead: the timed ingest read nothing ({result.details})")
+        phases.append(result.details["phase_seconds"])
+
+    timings = best_of({"plain": plain, "ingest": ingest}, rounds)
+    best = timings["ingest"]["seconds"].index(min(timings["ingest"]["seconds"]))
+    shuffles = best_of({"shuffle_rules": lambda: shuffle_rules(spark, last["config"])}, 2)["shuffle_rules"]
+    plain_seconds, ingest_seconds = timings["plain"]["best"], timings["ingest"]["best"]
+    return {"format": sorted({s.format for s in config.sources.values()}), "ingest_seconds": ingest_seconds,
+            "plain_seconds": plain_seconds, "ratio": ingest_seconds / plain_seconds, "timings": timings,
+            "ingest_phase_seconds": phases[best], "shuffle_rules_seconds": shuffles["best"]}
 
 
 def shuffle_rules(spark: SparkSession, config: LakeforgeConfig) -> None:
@@ -182,25 +209,86 @@ def raw_map_in_pandas(rows: DataFrame, model: object, key: str, columns: list[st
     return rows.mapInPandas(predict, f"{key} string, score double")
 
 
-def scoring_overhead(spark: SparkSession, config: LakeforgeConfig) -> dict:
-    """Our scoring path vs raw mapInPandas on the scored months, each timed twice (best kept)."""
-    settings, key = config.model, KEY
+def noop_write(frame: DataFrame) -> None:
+    frame.write.format("noop").mode("overwrite").save()
+
+
+def in_memory_limit(rows: DataFrame, model: object, columns: list[str], batch_rows: int, work: Path,
+                    rounds: int = 2) -> dict:
+    """The model's ``predict_proba`` on `rows` held as one pandas frame in this process, one core, no Spark.
+
+    The rows are written to Parquet and read back whole (not timed); then ``predict_proba`` runs over
+    the frame in slices of `batch_rows` (the Arrow batch size the Spark paths use) with every native
+    thread pool limited to one thread, best of `rounds`: rows/s per core, the most one core can score.
+    """
+    from threadpoolctl import threadpool_limits
+
+    rows.select(*columns).write.mode("overwrite").parquet(str(work / "limit_rows"))
+    frame = pd.read_parquet(work / "limit_rows")
+
+    def predict() -> None:
+        with threadpool_limits(limits=1):
+            for start in range(0, len(frame), batch_rows):
+                model.predict_proba(frame.iloc[start:start + batch_rows])
+
+    timing = best_of({"in_memory": predict}, rounds)["in_memory"]
+    shutil.rmtree(work / "limit_rows", ignore_errors=True)
+    return {"rows": len(frame), "batch_rows": batch_rows, "rows_per_s_per_core": len(frame) / timing["best"],
+            "timings": timing}
+
+
+def same_scores(scoring: SklearnModel, batch: DataFrame, typed: DataFrame, udf, key: str, columns: list[str],
+                sample: int = 500) -> None:
+    """Assert our path, raw mapInPandas and spark_udf give the same score to the same `sample` rows."""
+    keys = [row[0] for row in typed.select(key).orderBy(key).limit(sample).collect()]
+    outputs = {"lakeforge": scoring.predict(batch.where(F.col(key).isin(keys)), key),
+               "raw_map_in_pandas": raw_map_in_pandas(typed.where(F.col(key).isin(keys)), scoring.model.pipeline, key,
+                                                      columns),
+               "mlflow_spark_udf": typed.where(F.col(key).isin(keys)).select(key, udf(F.struct(*columns)).alias("score"))}
+    scores = {name: frame.select(key, "score").toPandas().set_index(key)["score"].sort_index()
+              for name, frame in outputs.items()}
+    for name, series in scores.items():
+        difference = (series - scores["lakeforge"]).abs()
+        if list(series.index) != sorted(map(str, keys)) or not (difference.notna().all() and difference.max() <= 1e-9):
+            raise AssertionError(f"scoring: {name} does not give the score step's scores on {len(keys)} rows")
+
+
+def scoring_overhead(spark: SparkSession, config: LakeforgeConfig, rounds: int = 2, peers: Path | None = None) -> dict:
+    """Our scoring path vs raw mapInPandas on the scored months, alternately, best of `rounds` each.
+
+    With `peers` (a scratch folder), also MLflow's ``spark_udf`` on the same registered model and rows,
+    and `in_memory_limit`. Both baselines get their input ready-made (typed and cached); ours reads the
+    dataset table and types it, as the score step does.
+    """
+    settings, key, columns = config.model, KEY, feature_columns(config.model)
     mlflow.set_tracking_uri(config.tracking_uri)
-    scoring = load_model(f"models:/{settings.registered_name}@{settings.alias}", settings, config.task.type)
+    model_uri = f"models:/{settings.registered_name}@{settings.alias}"
+    scoring = load_model(model_uri, settings, config.task.type)
     if not isinstance(scoring, SklearnModel):
         raise SystemExit("the scoring overhead compares against raw mapInPandas: it needs a scikit-learn model.estimator")
     features, _ = read_pinned(spark, config.dataset.table, config.table_path(config.dataset.table))
     batch = in_window(features, config.windows.score)
-    typed = model_input(batch, settings, key).cache()  # the baseline gets its input ready-made
+    typed = model_input(batch, settings, key).cache()  # the baselines get their input ready-made
     rows = typed.count()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.score.arrow_batch_rows))
-    ours = lambda: scoring.predict(batch, key).write.format("noop").mode("overwrite").save()
-    raw = lambda: raw_map_in_pandas(typed, scoring.model.pipeline, key, feature_columns(settings)).write.format("noop").mode("overwrite").save()
-    ours_seconds = min(_timed(ours) for _ in range(2))
-    raw_seconds = min(_timed(raw) for _ in range(2))
+    actions = {"lakeforge": lambda: noop_write(scoring.predict(batch, key)),
+               "raw_map_in_pandas": lambda: noop_write(raw_map_in_pandas(typed, scoring.model.pipeline, key, columns))}
+    if peers is not None:
+        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
+        actions["mlflow_spark_udf"] = lambda: noop_write(typed.select(key, udf(F.struct(*columns)).alias("score")))
+    if peers is not None:  # the three paths score alike before any is timed
+        same_scores(scoring, batch, typed, udf, key, columns)
+    timings = best_of(actions, rounds)
+    per_second = {name: rows / timing["best"] for name, timing in timings.items()}
+    result = {"rows": rows, "arrow_batch_rows": config.score.arrow_batch_rows, "model_uri": model_uri,
+              "cores": spark.sparkContext.defaultParallelism, "timings": timings, "rows_per_s": per_second,
+              "ours_rows_per_s": per_second["lakeforge"], "raw_rows_per_s": per_second["raw_map_in_pandas"],
+              "ratio": per_second["lakeforge"] / per_second["raw_map_in_pandas"]}
+    if peers is not None:
+        result["limit"] = in_memory_limit(typed, scoring.model.pipeline, columns, config.score.arrow_batch_rows,
+                                          peers, rounds)
     typed.unpersist()
-    return {"rows": rows, "ours_rows_per_s": rows / ours_seconds, "raw_rows_per_s": rows / raw_seconds,
-            "ratio": raw_seconds / ours_seconds, "arrow_batch_rows": config.score.arrow_batch_rows}
+    return result
 
 
 def growth_table(timings: list[StepTiming], scales: list[int]) -> str:
@@ -239,8 +327,7 @@ def run(scales: list[int], work: Path, out: Path, overrides: dict[str, object], 
                  "scoring": scoring_overhead(spark, largest)}
     report = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "scales": scales,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "spark": spark.version,
-                    "master": spark.sparkContext.master},
+        "machine": machine(spark=spark.version, master=spark.sparkContext.master),
         "steps": [asdict(t) | {"flights_per_second": t.flights_per_second} for t in timings],
         "overheads": overheads,
     }

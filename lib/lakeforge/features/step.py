@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlflow
 from pyspark.sql import DataFrame, SparkSession
 
+from lakeforge import faults
 from lakeforge.config import LakeforgeConfig
 from lakeforge.features.dataset import PARTITION, build_dataset, spine_rows
 from lakeforge.features.store import materialize, record
@@ -41,11 +42,13 @@ def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:
             rows = view_rows(spark, name, view, frames)
             tables[name] = view_table(name, view, rows)
             written.append(materialize(spark, config, tables[name], rows))
+        faults.checkpoint("features:views-written")
         pinned = {t.name: (tables[t.name], read_pinned(spark, t.name, t.path, t.version)[0]) for t in written}
         dataset = build_dataset(spine, pinned, config.dataset)
         path = config.table_path(config.dataset.table)
         (dataset.write.format("delta").mode("overwrite").option("overwriteSchema", True)
          .partitionBy(PARTITION).save(path))
+        faults.checkpoint("features:dataset-written")
         output = TableVersion(config.dataset.table, path, latest_version(spark, path))
         rows_out = int(last_commit_metrics(spark, path).get("numOutputRows", 0))
         record(spark, config, written, output)

@@ -8,7 +8,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.errors import IngestError
-from lakeforge.sources.rows import SourceBatch, file_key, row_id
+from lakeforge.sources.decoding import open_decompressed
+from lakeforge.sources.rows import SourceBatch, file_key, quoted, row_id
 from lakeforge.sources.text import CORRUPT, text_columns, typed_by_reader
 
 __all__ = ["read_csv"]
@@ -73,26 +74,23 @@ def _malformed(batch: SourceBatch, line: Column) -> list[Column]:
 
 
 def _header(spark: SparkSession, batch: SourceBatch, path: str) -> list[str]:
-    """The file's header (its first line, decompressed if need be), checked to hold the source's columns."""
+    """The names to read the file's columns by: its header (the first line, decompressed if need be, a
+    byte order mark dropped), checked to hold each of the source's columns once. The columns the source
+    does not keep are read as ``_unused_<position>``, whatever (and however often) their names."""
     jvm = spark._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    conf = spark._jsc.hadoopConfiguration()
-    stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
-    if codec is not None:
-        stream = codec.createInputStream(stream)
-    encoding = batch.option("encoding", batch.option("charset", "UTF-8"))
-    lines = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding))
+    lines = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(open_decompressed(spark, path), batch.encoding))
     try:
-        first = lines.readLine() or ""
+        first = (lines.readLine() or "").removeprefix("\ufeff")
     finally:
         lines.close()
     sep = batch.option("sep", batch.option("delimiter", ","))
     header = next(csv.reader([first], delimiter=sep, quotechar=batch.option("quote", '"') or '"'), [])
+    shown = f"(header has: {quoted(', '.join(header)) if header else 'nothing'})"
     missing = [c for c in batch.source.columns if c not in header]
     if missing:
-        raise IngestError(
-            f"{path}: missing column(s) {', '.join(missing)} required by source '{batch.name}' "
-            f"(header has: {', '.join(header) or 'nothing'})"
-        )
-    return header
+        raise IngestError(f"{path}: missing column(s) {', '.join(missing)} required by source '{batch.name}' {shown}")
+    repeated = [c for c in batch.source.columns if header.count(c) > 1]
+    if repeated:
+        raise IngestError(f"{path}: column(s) {', '.join(repeated)} appear more than once in the header, so which one "
+                          f"source '{batch.name}' reads is ambiguous {shown}; rename or drop the copies")
+    return [name if name in batch.source.columns else f"_unused_{i}" for i, name in enumerate(header)]

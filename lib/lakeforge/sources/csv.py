@@ -8,8 +8,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.errors import IngestError
-from lakeforge.sources.decoding import open_decompressed
-from lakeforge.sources.rows import SourceBatch, file_key, quoted, row_id
+from lakeforge.sources.decoding import open_decompressed, refuse_undecodable_header
+from lakeforge.sources.rows import SourceBatch, file_key, quoted, replaced, row_id
 from lakeforge.sources.text import CORRUPT, text_columns, typed_by_reader
 
 __all__ = ["read_csv"]
@@ -37,6 +37,7 @@ def _read_file(spark: SparkSession, batch: SourceBatch, path: str, typed: bool) 
     reader = spark.read.options(**source.options).schema(schema(not typed)).option("header", True) \
         .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
     columns = [*source.columns, CORRUPT]
+    as_text = [c for c in header if c not in source.columns or not typed or not typed_by_reader(source.columns[c])]
     line = []
     if typed:  # the reader's own null token; a typed column holding another one falls back to `_line`
         reader = reader.option("nullValue", next((v for v in source.null_values if v), ""))
@@ -44,12 +45,12 @@ def _read_file(spark: SparkSession, batch: SourceBatch, path: str, typed: bool) 
         text = F.struct(*[split.getField(c).alias(c) for c in columns])
         line = [F.when(F.col(CORRUPT).isNotNull(), text).alias("_line")]  # built only for the rows needing it
     # The position is taken right above the file's own scan: it depends on the file's splits only.
-    raw = reader.csv(path).select(*columns, *line, F.lit(path).alias("_source_file"),
+    raw = reader.csv(path).select(*columns, *line, replaced([*as_text, CORRUPT]), F.lit(path).alias("_source_file"),
                                   row_id(batch.batch_id, file_key(path), F.monotonically_increasing_id()))
     text = F.col("_line") if typed else F.struct(*[F.col(c) for c in columns])
     read = {c: F.col(c) for c in source.columns} if typed else None
-    return raw.select(*text_columns(text, source, read), *_malformed(batch, text.getField(CORRUPT)), "_source_file",
-                      "_row_id")
+    return raw.select(*text_columns(text, source, read), *_malformed(batch, text.getField(CORRUPT)), "_replaced",
+                      "_source_file", "_row_id")
 
 
 def _split_options(batch: SourceBatch) -> dict[str, str]:
@@ -75,7 +76,8 @@ def _malformed(batch: SourceBatch, line: Column) -> list[Column]:
 
 def _header(spark: SparkSession, batch: SourceBatch, path: str) -> list[str]:
     """The names to read the file's columns by: its header (the first line, decompressed if need be, a
-    byte order mark dropped), checked to hold each of the source's columns once. The columns the source
+    byte order mark dropped; refused if not UTF-8 where it should be), checked to hold each of the
+    source's columns once. The columns the source
     does not keep are read as ``_unused_<position>``, whatever (and however often) their names."""
     jvm = spark._jvm
     lines = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(open_decompressed(spark, path), batch.encoding))
@@ -83,6 +85,8 @@ def _header(spark: SparkSession, batch: SourceBatch, path: str) -> list[str]:
         first = (lines.readLine() or "").removeprefix("\ufeff")
     finally:
         lines.close()
+    if "\ufffd" in first:
+        refuse_undecodable_header(spark, batch, path)
     sep = batch.option("sep", batch.option("delimiter", ","))
     header = next(csv.reader([first], delimiter=sep, quotechar=batch.option("quote", '"') or '"'), [])
     shown = f"(header has: {quoted(', '.join(header)) if header else 'nothing'})"

@@ -1,26 +1,26 @@
 """Invalid UTF-8 in text landing files: found and located to its byte, never replaced silently.
 
 Spark's CSV and JSON readers decode leniently: an invalid byte (a latin-1 ``é`` in a UTF-8 file)
-becomes U+FFFD in the value and the row is stored. So before a batch of UTF-8 files (the default
-``encoding``) is read, one Spark job checks the bytes of every line (`is_valid_utf8` on the text
-reader's lines, which it does not decode), and the few files it flags are read again on the driver up
-to their first invalid byte, for its byte offset and line (`first_invalid_utf8`). Every row of such a
-file is quarantined with that reason; an invalid byte in a CSV file's header refuses the file, as its
-columns cannot be named (`undecodable_files`).
+becomes U+FFFD in the value and the row is stored. So the read that writes a batch also notes the
+files with a U+FFFD in any field of any row (`_replaced`, see `lakeforge.sources.rows`; no extra
+job), and only those files, if UTF-8 (the default ``encoding``), are read again on the driver up to
+their first invalid byte, for its byte offset and line (`first_invalid_utf8`; a U+FFFD written as
+such is valid). Every row of such a file is quarantined with that reason (`undecodable_files`); an
+invalid byte in a CSV file's header refuses the file, as its columns cannot be named
+(`refuse_undecodable_header`).
 """
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from lakeforge.errors import IngestError
 from lakeforge.sources.rows import SourceBatch
 
-__all__ = ["InvalidByte", "first_invalid_utf8", "open_decompressed", "undecodable_files"]
+__all__ = ["InvalidByte", "first_invalid_utf8", "open_decompressed", "refuse_undecodable_header", "undecodable_files"]
 
 _CHUNK = 1 << 20
 
@@ -69,25 +69,25 @@ def first_invalid_utf8(spark: SparkSession, path: str) -> InvalidByte | None:
         stream.close()
 
 
-def undecodable_files(spark: SparkSession, batch: SourceBatch) -> dict[str, str]:
-    """File -> the reason to quarantine every row of it, for the batch's UTF-8 CSV and JSON files holding
-    an invalid byte. Raises `IngestError` naming the file and byte if it is in a CSV file's header."""
-    if batch.source.format not in ("csv", "json") or batch.encoding.lower().replace("-", "") != "utf8":
+def refuse_undecodable_header(spark: SparkSession, batch: SourceBatch, path: str) -> None:
+    """Raise `IngestError` naming the file and byte if a UTF-8 CSV file's header (line 1) holds an invalid byte."""
+    found = first_invalid_utf8(spark, path) if _is_utf8(batch) else None
+    if found is not None and found.line == 1:
+        raise IngestError(f"{path}: the header is not valid UTF-8: {found}; {_hint(batch)}")
+
+
+def undecodable_files(spark: SparkSession, batch: SourceBatch, suspects: Iterable[str]) -> dict[str, str]:
+    """File -> the reason to quarantine every row of it, for the `suspects` (files whose text holds
+    U+FFFD, see `lakeforge.sources.rows`) that are UTF-8 and hold an invalid byte."""
+    if not _is_utf8(batch):
         return {}
-    hint = f"set sources.{batch.name}.options.encoding to the file's encoding (e.g. ISO-8859-1) or fix the file"
-    reasons = {}
-    for path in _flagged(spark, batch.location.paths):
-        found = first_invalid_utf8(spark, path)
-        if found is None:
-            continue
-        if batch.source.format == "csv" and found.line == 1:
-            raise IngestError(f"{path}: the header is not valid UTF-8: {found}; {hint}")
-        reasons[path] = f"file is not valid UTF-8: {found}; {hint}"
-    return reasons
+    found = {path: first_invalid_utf8(spark, path) for path in sorted(suspects)}
+    return {path: f"file is not valid UTF-8: {byte}; {_hint(batch)}" for path, byte in found.items() if byte is not None}
 
 
-def _flagged(spark: SparkSession, paths: tuple[str, ...]) -> list[str]:
-    """The files holding a line that is not valid UTF-8: one Spark job over all of them."""
-    lines = reduce(DataFrame.unionByName, [spark.read.text(path).select(F.lit(path).alias("file"), "value")
-                                           for path in paths])
-    return sorted(lines.agg(F.collect_set(F.when(~F.is_valid_utf8("value"), F.col("file")))).head()[0])
+def _is_utf8(batch: SourceBatch) -> bool:
+    return batch.source.format in ("csv", "json") and batch.encoding.lower().replace("-", "") == "utf8"
+
+
+def _hint(batch: SourceBatch) -> str:
+    return f"set sources.{batch.name}.options.encoding to the file's encoding (e.g. ISO-8859-1) or fix the file"

@@ -6,6 +6,8 @@ A reader's frame holds the source's columns typed, and:
 * `_malformed`: why the row could not be read at all, or null; `_unparsable_<i>`: column i's value
   could not be typed (the i-th of the source's columns);
 * `_taints_file`: the row shows its file cannot be split into rows safely (a CSV quote left open);
+* `_replaced`: the row's text holds U+FFFD, which a text reader puts for a byte it cannot decode, or such
+  a byte itself (`replaced`);
 * `_source_file`, and `_row_id`: ``<batch id>/<file key>/<position in the file>``.
 
 Besides those flags, a double column's NaN or infinite value makes its row bad unless the column sets
@@ -29,7 +31,7 @@ from lakeforge.quality.runner import reason_columns
 from lakeforge.sources.locate import Location
 
 __all__ = ["MAX_QUOTED", "QUARANTINE_SCHEMA", "REASONS", "ROW_ID", "SPLIT_BYTES", "SourceBatch", "file_key", "flag_bad",
-           "pinned_splits", "quarantine_rows", "quoted", "row_id"]
+           "pinned_splits", "quarantine_rows", "quoted", "replaced", "row_id"]
 
 ROW_ID = "_row_id"
 REASONS = "_reasons"
@@ -73,6 +75,13 @@ def quoted(value: str | Column) -> str | Column:
                        F.lit(" characters)"))
         return F.when(F.length(text) > MAX_QUOTED, cut).otherwise(F.concat(F.lit("'"), text, F.lit("'")))
     return f"'{value}'" if len(value) <= MAX_QUOTED else f"'{value[:MAX_QUOTED]}...' ({len(value)} characters)"
+
+
+def replaced(texts: list[str]) -> Column:
+    """`_replaced`: whether any of the text columns `texts` holds U+FFFD, or bytes that are not UTF-8 (a
+    JSON line Spark could not parse is kept undecoded); never null."""
+    text = F.concat_ws("", *[F.col(name) for name in texts])
+    return (text.contains("\ufffd") | ~F.is_valid_utf8(text)).alias("_replaced")
 
 
 def file_key(path: str) -> str:

@@ -124,15 +124,19 @@ TIMESTAMP_FORMATS = ("epoch_seconds", "epoch_millis")
 
 class ColumnSpec(_Section):
     """A typed source column; timestamps and dates may name a `format`: a Spark datetime pattern
-    (``M/d/yyyy H:mm:ss``), ``epoch_seconds`` or ``epoch_millis``."""
+    (``M/d/yyyy H:mm:ss``), ``epoch_seconds`` or ``epoch_millis``. A double column quarantines NaN and
+    infinite values unless it sets `allow_nan`."""
 
     type: ColumnType
     format: str | None = None
+    allow_nan: bool = Field(False, description="double columns: keep NaN, Infinity and -Infinity (else quarantined)")
 
     @model_validator(mode="after")
-    def _format_for_times(self) -> "ColumnSpec":
+    def _options_fit_type(self) -> "ColumnSpec":
         if self.format is not None and self.type not in ("timestamp", "date"):
             raise ValueError(f"format is for timestamp and date columns, not {self.type}")
+        if self.allow_nan and self.type != "double":
+            raise ValueError(f"allow_nan is for double columns, not {self.type}")
         return self
 
 

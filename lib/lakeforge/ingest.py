@@ -47,7 +47,7 @@ from lakeforge.quality.rules import MetricResult, RuleContext
 from lakeforge.quality.runner import evaluate_scan, measure_shuffles, raise_on_failures, scan_aggregates
 from lakeforge.results import StepResult
 from lakeforge.sources import (QUARANTINE_SCHEMA, REASONS, ROW_ID, Location, SourceBatch, locate, pinned_splits,
-                               quarantine_rows, read)
+                               quarantine_rows, read, undecodable_files)
 from lakeforge.pending import PendingIngest, commit_all, complete_pending
 from lakeforge.staging import BATCH_COLUMN, StagedBatch, stage_batch
 from lakeforge.storage import Storage, storage_for
@@ -118,6 +118,7 @@ def _stage_good(spark: SparkSession, batch: SourceBatch, table_path: str, tainte
     measured = read(spark, batch, typed=True, tainted=tainted).observe(
         observed, F.count(F.lit(1)).alias("_read"), F.count_if("_bad").alias("_quarantined"),
         F.collect_set(F.when(F.col("_taints_file"), F.col("_source_file"))).alias("_tainted"),
+        F.collect_set(F.when(F.col("_replaced"), F.col("_source_file"))).alias("_replaced"),
         *scan_aggregates(source.quality, ~F.col("_bad")),
     )
     good = stage_batch(measured.where(~F.col("_bad")).select(*source.columns, "_source_file", ROW_ID), table_path,
@@ -143,7 +144,8 @@ def stage_source(
     writes the good rows; a second one, only if there are bad rows, reads every row's text and
     writes those rows with their text and reasons. If a CSV file turns out to hold a quote left open
     (a quoted field spanning lines, read without ``multiLine``), its rows are all quarantined: the
-    good rows are staged again without them.
+    good rows are staged again without them. So are the rows of a UTF-8 file holding an invalid byte
+    (`undecodable_files`), with the byte's offset.
     Raises, leaving both tables untouched, if more than `max_rejected_fraction` of the rows would be
     quarantined.
     """
@@ -155,9 +157,9 @@ def stage_source(
         batch = SourceBatch(source_name, source, location, batch_id)
         tainted: dict[str, str] = {}
         good, scan = _stage_good(spark, batch, table_path, tainted, replaces)
-        if scan["_tainted"]:
+        tainted = {**_taint_reasons(batch, sorted(scan["_tainted"])), **undecodable_files(spark, batch, scan["_replaced"])}
+        if tainted:
             good.abort()
-            tainted = _taint_reasons(batch, sorted(scan["_tainted"]))
             good, scan = _stage_good(spark, batch, table_path, tainted, replaces)
         rows_read, rows_quarantined = scan["_read"], scan["_quarantined"]
         try:  # whatever fails from here on, the good rows' staged files are deleted

@@ -1,7 +1,8 @@
 """Reading landing sources: each format's rows typed to the source's columns and flagged for quarantine.
 
 `locate` finds a source's files (or Delta table); `read` returns their rows in the shape described
-in `lakeforge.sources.rows`, with `_bad` set on the rows to quarantine.
+in `lakeforge.sources.rows`, with `_bad` set on the rows to quarantine; `undecodable_files` finds the
+files whose rows are all to be quarantined, as they are not valid UTF-8.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pyspark.sql import DataFrame, SparkSession
 
 from lakeforge.sources.csv import read_csv
+from lakeforge.sources.decoding import undecodable_files
 from lakeforge.sources.json import read_json
 from lakeforge.sources.locate import Location, locate
 from lakeforge.sources.rows import (QUARANTINE_SCHEMA, REASONS, ROW_ID, SourceBatch, flag_bad, pinned_splits,
@@ -17,7 +19,7 @@ from lakeforge.sources.rows import (QUARANTINE_SCHEMA, REASONS, ROW_ID, SourceBa
 from lakeforge.sources.stored import read_delta, read_parquet
 
 __all__ = ["QUARANTINE_SCHEMA", "READERS", "REASONS", "ROW_ID", "Location", "SourceBatch", "locate", "pinned_splits",
-           "quarantine_rows", "read"]
+           "quarantine_rows", "read", "undecodable_files"]
 
 READERS: dict[str, Callable[[SparkSession, SourceBatch, bool], DataFrame]] = {
     "csv": read_csv, "json": read_json, "parquet": read_parquet, "delta": read_delta,

@@ -8,7 +8,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakeforge.errors import IngestError
-from lakeforge.sources.rows import SourceBatch, file_key, row_id
+from lakeforge.sources.decoding import open_decompressed, refuse_undecodable_header
+from lakeforge.sources.rows import SourceBatch, file_key, quoted, replaced, row_id
 from lakeforge.sources.text import CORRUPT, text_columns, typed_by_reader
 
 __all__ = ["read_csv"]
@@ -36,6 +37,7 @@ def _read_file(spark: SparkSession, batch: SourceBatch, path: str, typed: bool) 
     reader = spark.read.options(**source.options).schema(schema(not typed)).option("header", True) \
         .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
     columns = [*source.columns, CORRUPT]
+    as_text = [c for c in header if c not in source.columns or not typed or not typed_by_reader(source.columns[c])]
     line = []
     if typed:  # the reader's own null token; a typed column holding another one falls back to `_line`
         reader = reader.option("nullValue", next((v for v in source.null_values if v), ""))
@@ -43,12 +45,12 @@ def _read_file(spark: SparkSession, batch: SourceBatch, path: str, typed: bool) 
         text = F.struct(*[split.getField(c).alias(c) for c in columns])
         line = [F.when(F.col(CORRUPT).isNotNull(), text).alias("_line")]  # built only for the rows needing it
     # The position is taken right above the file's own scan: it depends on the file's splits only.
-    raw = reader.csv(path).select(*columns, *line, F.lit(path).alias("_source_file"),
+    raw = reader.csv(path).select(*columns, *line, replaced([*as_text, CORRUPT]), F.lit(path).alias("_source_file"),
                                   row_id(batch.batch_id, file_key(path), F.monotonically_increasing_id()))
     text = F.col("_line") if typed else F.struct(*[F.col(c) for c in columns])
     read = {c: F.col(c) for c in source.columns} if typed else None
-    return raw.select(*text_columns(text, source, read), *_malformed(batch, text.getField(CORRUPT)), "_source_file",
-                      "_row_id")
+    return raw.select(*text_columns(text, source, read), *_malformed(batch, text.getField(CORRUPT)), "_replaced",
+                      "_source_file", "_row_id")
 
 
 def _split_options(batch: SourceBatch) -> dict[str, str]:
@@ -73,26 +75,26 @@ def _malformed(batch: SourceBatch, line: Column) -> list[Column]:
 
 
 def _header(spark: SparkSession, batch: SourceBatch, path: str) -> list[str]:
-    """The file's header (its first line, decompressed if need be), checked to hold the source's columns."""
+    """The names to read the file's columns by: its header (the first line, decompressed if need be, a
+    byte order mark dropped; refused if not UTF-8 where it should be), checked to hold each of the
+    source's columns once. The columns the source
+    does not keep are read as ``_unused_<position>``, whatever (and however often) their names."""
     jvm = spark._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    conf = spark._jsc.hadoopConfiguration()
-    stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
-    if codec is not None:
-        stream = codec.createInputStream(stream)
-    encoding = batch.option("encoding", batch.option("charset", "UTF-8"))
-    lines = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding))
+    lines = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(open_decompressed(spark, path), batch.encoding))
     try:
-        first = lines.readLine() or ""
+        first = (lines.readLine() or "").removeprefix("\ufeff")
     finally:
         lines.close()
+    if "\ufffd" in first:
+        refuse_undecodable_header(spark, batch, path)
     sep = batch.option("sep", batch.option("delimiter", ","))
     header = next(csv.reader([first], delimiter=sep, quotechar=batch.option("quote", '"') or '"'), [])
+    shown = f"(header has: {quoted(', '.join(header)) if header else 'nothing'})"
     missing = [c for c in batch.source.columns if c not in header]
     if missing:
-        raise IngestError(
-            f"{path}: missing column(s) {', '.join(missing)} required by source '{batch.name}' "
-            f"(header has: {', '.join(header) or 'nothing'})"
-        )
-    return header
+        raise IngestError(f"{path}: missing column(s) {', '.join(missing)} required by source '{batch.name}' {shown}")
+    repeated = [c for c in batch.source.columns if header.count(c) > 1]
+    if repeated:
+        raise IngestError(f"{path}: column(s) {', '.join(repeated)} appear more than once in the header, so which one "
+                          f"source '{batch.name}' reads is ambiguous {shown}; rename or drop the copies")
+    return [name if name in batch.source.columns else f"_unused_{i}" for i, name in enumerate(header)]

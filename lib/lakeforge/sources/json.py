@@ -6,7 +6,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakeforge.sources.rows import SourceBatch, file_key, row_id
+from lakeforge.sources.rows import SourceBatch, file_key, replaced, row_id
 from lakeforge.sources.text import CORRUPT, text_columns
 
 __all__ = ["read_json"]
@@ -25,9 +25,9 @@ def _read_file(spark: SparkSession, batch: SourceBatch, path: str) -> DataFrame:
     schema = ", ".join(f"`{name.replace('`', '``')}` string" for name in columns)
     reader = spark.read.options(**batch.source.options).schema(schema).option("mode", "PERMISSIVE") \
         .option("columnNameOfCorruptRecord", CORRUPT)
-    raw = reader.json(path).select(*columns, F.lit(path).alias("_source_file"),
+    raw = reader.json(path).select(*columns, replaced(columns), F.lit(path).alias("_source_file"),
                                    row_id(batch.batch_id, file_key(path), F.monotonically_increasing_id()))
     text = F.struct(*[F.col(c) for c in columns])
     malformed = F.when(F.col(CORRUPT).isNotNull(), F.lit("malformed row: not a JSON object"))
     return raw.select(*text_columns(text, batch.source), malformed.alias("_malformed"),
-                      F.lit(False).alias("_taints_file"), "_source_file", "_row_id")
+                      F.lit(False).alias("_taints_file"), "_replaced", "_source_file", "_row_id")

@@ -61,7 +61,7 @@ def _typed(raw: DataFrame, batch: SourceBatch, where: str, source_file: Column, 
         *[value.alias(name) for (value, _), name in zip(values, batch.source.columns)],
         *[failed.alias(f"_unparsable_{i}") for i, (_, failed) in enumerate(values)],
         raw_values.alias("_raw"), F.lit(None).cast("string").alias("_malformed"), F.lit(False).alias("_taints_file"),
-        source_file.alias("_source_file"), row,
+        F.lit(False).alias("_replaced"), source_file.alias("_source_file"), row,
     )
 
 

@@ -157,7 +157,8 @@ def stage_source(
         batch = SourceBatch(source_name, source, location, batch_id)
         tainted: dict[str, str] = {}
         good, scan = _stage_good(spark, batch, table_path, tainted, replaces)
-        tainted = {**_taint_reasons(batch, sorted(scan["_tainted"])), **undecodable_files(spark, batch, scan["_replaced"])}
+        tainted = {**_taint_reasons(batch, sorted(scan["_tainted"])),
+                   **undecodable_files(spark, batch, scan["_replaced"])}
         if tainted:
             good.abort()
             good, scan = _stage_good(spark, batch, table_path, tainted, replaces)

@@ -111,19 +111,15 @@ def test_a_read_only_storage_root_is_named_before_any_work(spark, ingested, read
     assert table_versions(spark, root) == before
 
 
-def test_invalid_yaml_in_set_names_the_override(spark, ingested, capsys):
+@pytest.mark.parametrize("override, message", [
+    ("windows.train=[2024-01-01", "--set windows.train=...: the value is not valid YAML"),
+    ("model.params.max_iter=-3", "model.params: The 'max_iter' parameter of HistGradientBoostingClassifier must be an int"),
+], ids=["invalid-yaml-in-set", "estimator-value-it-refuses"])
+def test_a_bad_override_names_the_key_and_changes_nothing(spark, ingested, capsys, override, message):
     conf, root = ingested
     before = table_versions(spark, root)
-    error = fails(capsys, ["run", "features", "--conf", str(conf), "--set", "windows.train=[2024-01-01"])
-    assert "--set windows.train=...: the value is not valid YAML" in error
-    assert table_versions(spark, root) == before
-
-
-def test_an_estimator_value_it_refuses_names_the_key(spark, ingested, capsys):
-    conf, root = ingested
-    before = table_versions(spark, root)
-    error = fails(capsys, ["run", "features", "--conf", str(conf), "--set", "model.params.max_iter=-3"])
-    assert "model.params: The 'max_iter' parameter of HistGradientBoostingClassifier must be an int" in error
+    error = fails(capsys, ["run", "features", "--conf", str(conf), "--set", override])
+    assert message in error
     assert table_versions(spark, root) == before
 
 

@@ -101,15 +101,14 @@ def plan_batch(source: str, location: Location, storage: Storage, seen: dict[tup
     contents = {path: digest for path, (digest, _) in measured.items()}
     known = {path: seen[(source, path)] for path in contents if (source, path) in seen}
     changed = sorted(path for path, record in known.items() if record.sha256 != contents[path])
+    replaces = tuple(sorted({known[path].batch_id for path in changed}))
     if changed and not (replace_batch or location.version is not None):
-        batches = sorted({known[path].batch_id for path in changed})
         shown = ", ".join(f"{path} (batch {known[path].batch_id})" for path in changed[:_SHOWN])
         more = f" and {len(changed) - _SHOWN} more" if len(changed) > _SHOWN else ""
         raise IngestError(
             f"source '{source}': {len(changed)} file(s) changed since they were ingested: {shown}{more}. "
             f"Land changed data under a new file name, or run ingest with --replace-batch to replace "
-            f"batch(es) {', '.join(batches)} with the files as they are now")
-    replaces = tuple(sorted({known[path].batch_id for path in changed}))
+            f"batch(es) {', '.join(replaces)} with the files as they are now")
     to_read = [path for path in contents
                if path not in known or path in changed or known[path].batch_id in replaces]
     if not to_read:

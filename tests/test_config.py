@@ -81,6 +81,14 @@ def test_overrides_use_dotted_keys(tmp_path: Path):
     assert config.fingerprint() != load_config(FLIGHTS_CONF, {"storage_root": str(tmp_path)}).fingerprint()
 
 
+def test_an_override_under_spark_conf_names_one_spark_setting(tmp_path: Path):
+    config = load_config(FLIGHTS_CONF, {"storage_root": str(tmp_path), "spark.conf.spark.sql.shuffle.partitions": 3,
+                                        "spark.conf.spark.driver.extraJavaOptions": "-Xss4m"})
+    assert config.spark.conf["spark.sql.shuffle.partitions"] == 3
+    assert config.spark.conf["spark.driver.extraJavaOptions"] == "-Xss4m"
+    assert config.spark.conf["spark.driver.memory"] == "4g"  # the YAML's other entries stay
+
+
 def test_missing_file_and_bad_yaml(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")

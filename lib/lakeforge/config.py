@@ -728,14 +728,22 @@ class LakeforgeConfig(_Section):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+_SPARK_CONF_SECTIONS = ("conf", "spark_conf")  # `spark.conf`, `steps.<step>.spark_conf`: keyed by Spark conf names
+
+
 def _set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
-    *parents, leaf = dotted_key.split(".")
+    """Set ``a.b.c`` in `data`; under a Spark conf section the rest is one Spark conf name
+    (``spark.conf.spark.sql.shuffle.partitions`` sets ``spark.sql.shuffle.partitions``)."""
+    parts = dotted_key.split(".")
     node = data
-    for part in parents:
+    while len(parts) > 1:
+        part = parts.pop(0)
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {dotted_key!r}: {part!r} is not a section")
-    node[leaf] = value
+        if part in _SPARK_CONF_SECTIONS and parts[0] == "spark":
+            parts = [".".join(parts)]
+    node[parts[0]] = value
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LakeforgeConfig:

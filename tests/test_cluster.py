@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from lakeforge.spark import JVM_CONF
 from lakeforge.storage import Storage
 
 from conftest import FLIGHTS_CONF, REPO, free_port, months_of_2013, seed_landing, wait_for
@@ -22,8 +23,7 @@ pytestmark = pytest.mark.cluster
 SMALL = [f"windows.train={months_of_2013(1, 1)}", f"windows.score={months_of_2013(2, 2)}", "model.params.max_iter=50"]
 # Each step is a fresh driver and executor JVM working on small data: the client compiler alone (C1) warms them
 # up at a fraction of the CPU (the 2-core machine runs both); results do not depend on the JIT tier.
-QUICK_JIT = [f"spark.conf.spark.{side}.extraJavaOptions=-XX:-DontCompileHugeMethods -XX:TieredStopAtLevel=1"
-             for side in ("driver", "executor")]
+QUICK_JIT = [f"spark.conf.{key}={options} -XX:TieredStopAtLevel=1" for key, options in JVM_CONF.items()]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

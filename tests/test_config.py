@@ -87,6 +87,9 @@ def test_an_override_under_spark_conf_names_one_spark_setting(tmp_path: Path):
     assert config.spark.conf["spark.sql.shuffle.partitions"] == 3
     assert config.spark.conf["spark.driver.extraJavaOptions"] == "-Xss4m"
     assert config.spark.conf["spark.driver.memory"] == "4g"  # the YAML's other entries stay
+    step = load_config(FLIGHTS_CONF, {"storage_root": str(tmp_path), "pipeline.steps": {"ingest": {}},
+                                      "pipeline.steps.ingest.spark_conf.spark.sql.shuffle.partitions": 5})
+    assert step.pipeline.steps["ingest"].spark_conf == {"spark.sql.shuffle.partitions": 5}
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path):

@@ -728,22 +728,23 @@ class LakeforgeConfig(_Section):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-_SPARK_CONF_SECTIONS = ("conf", "spark_conf")  # `spark.conf`, `steps.<step>.spark_conf`: keyed by Spark conf names
+def _is_spark_conf(path: list[str]) -> bool:
+    """`spark.conf` and `pipeline.steps.<step>.spark_conf`: mappings keyed by dotted Spark conf names."""
+    return path == ["spark", "conf"] or (len(path) == 4 and path[:2] == ["pipeline", "steps"] and path[3] == "spark_conf")
 
 
 def _set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> None:
     """Set ``a.b.c`` in `data`; under a Spark conf section the rest is one Spark conf name
     (``spark.conf.spark.sql.shuffle.partitions`` sets ``spark.sql.shuffle.partitions``)."""
     parts = dotted_key.split(".")
-    node = data
-    while len(parts) > 1:
+    node, walked = data, []
+    while len(parts) > 1 and not _is_spark_conf(walked):
         part = parts.pop(0)
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {dotted_key!r}: {part!r} is not a section")
-        if part in _SPARK_CONF_SECTIONS and parts[0] == "spark":
-            parts = [".".join(parts)]
-    node[parts[0]] = value
+        walked.append(part)
+    node[".".join(parts)] = value
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LakeforgeConfig:

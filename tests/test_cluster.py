@@ -108,7 +108,7 @@ def test_pipeline_on_standalone_cluster_with_tracking_server(spark, wheel_venv, 
 
     for table in ["bronze_flights", "flight_features", "predictions"]:
         assert spark.read.format("delta").load(str(tmp_path / "delta" / table)).count() > 0
-    client = mlflow.MlflowClient(tracking_uri=tracking_server)
+    client = mlflow.MlflowClient(tracking_uri=tracking_server, registry_uri=tracking_server)  # not an earlier test's
     experiment = client.get_experiment_by_name("lakeforge-flights")
     runs = client.search_runs([experiment.experiment_id])
     step_runs = [r for r in runs if "lakeforge.step" in r.data.tags]

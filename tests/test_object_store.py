@@ -75,8 +75,8 @@ def test_flights_pipeline_on_s3a(s3, tmp_path):
             "pipeline.steps": STEPS}
     args = [arg for key, value in sets.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     env = {**os.environ, **KEYS, "MLFLOW_S3_ENDPOINT_URL": s3}
-    fetched = subprocess.run([lakeforge, "jars", "--conf", str(FLIGHTS_CONF), *args], capture_output=True, text=True,
-                             env=env, timeout=1200)
+    fetched = subprocess.run([lakeforge, "jars", "--no-class-archive", "--conf", str(FLIGHTS_CONF), *args],
+                             capture_output=True, text=True, env=env, timeout=1200)
     assert fetched.returncode == 0, fetched.stdout[-2000:] + fetched.stderr[-3000:]
     config = load_config(FLIGHTS_CONF, sets)
     storage = Storage(config.spark.conf)

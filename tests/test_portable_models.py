@@ -57,8 +57,9 @@ def clean_env(store, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     config, uris = store
     requirements = [mlflow.pyfunc.get_model_dependencies(uri) for uri in uris.values()]
     venv = tmp_path_factory.mktemp("clean") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+    uv = str(Path(sys.executable).parent / "uv")  # installs in seconds what pip takes a minute for
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
                "-c", str(REPO / "constraints.txt"), *(arg for path in requirements for arg in ("-r", path))]
     done = subprocess.run(install, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -92,8 +92,11 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="start Spark with Delta and print versions")
     check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
     jars = _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, "
-                                                         "into the local jar folder later sessions start from"))
+                                                         "into the local jar folder later sessions start from, and record "
+                                                         "the classes a session loads (a JDK class-data archive) for faster starts"))
     jars.add_argument("--refresh", action="store_true", help="resolve again even if the folder holds jars")
+    jars.add_argument("--no-class-archive", action="store_true",
+                      help="do not record the class-data archive (recording takes about a minute, once)")
     ui = _with_config(commands.add_parser("ui", help="the MLflow UI on the configured tracking store, on 127.0.0.1"))
     ui.add_argument("--port", type=int, default=5000)
     replay = _with_config(commands.add_parser("replay", help="re-run a run from its manifest; exit 1 if results differ"))
@@ -283,10 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             check(args)
         elif args.command == "jars":
+            from lakeforge.class_archive import record
             from lakeforge.spark import fetch_jars
 
             settings = spark_settings(args)
             print(f"jars of {', '.join(settings.all_packages)} in {fetch_jars(settings, args.refresh)}")
+            if not args.no_class_archive:
+                archive = record(settings)
+                print(f"class-data archive (faster JVM starts): {archive}" if archive else
+                      "no class-data archive could be recorded; sessions start without one")
         elif args.command == "ui":
             ui(config_of(args), args.port)
         elif args.command == "validate":

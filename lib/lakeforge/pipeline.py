@@ -36,7 +36,7 @@ from lakeforge.progress import progress
 from lakeforge.report import write_run_report
 from lakeforge.results import StepResult
 from lakeforge.secrets import command_line_conf, resolve_value
-from lakeforge.spark import JVM_CONF, get_spark, jar_files
+from lakeforge.spark import JVM_CONF, archive_conf, get_spark, jar_files
 from lakeforge.storage import storage_for
 from lakeforge.tracking import PARENT_RUN_ENV, parent_run_id, pipeline_run
 from lakeforge.validation import validate
@@ -113,9 +113,10 @@ class SparkSubmit:
         self.master, self.batch, self.out = master, batch, out
 
     def command(self, step: str, settings: StepSettings, run_id: str) -> list[str]:
-        spark_conf = {"spark.pyspark.python": sys.executable, **JVM_CONF, **self.config.spark.conf, **settings.spark_conf}
+        jars = jar_files(self.config.spark)  # the driver runs here (client mode): it maps the local class archive
+        spark_conf = {"spark.pyspark.python": sys.executable, **JVM_CONF, **archive_conf(self.config.spark, jars),
+                      **self.config.spark.conf, **settings.spark_conf}
         command = [spark_submit(), "--master", self.master]
-        jars = jar_files(self.config.spark)
         command += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(self.config.spark.all_packages)]
         for key, value in command_line_conf(spark_conf).items():
             command += ["--conf", f"{key}={value}"]

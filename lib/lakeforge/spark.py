@@ -22,6 +22,7 @@ from pyspark import SparkConf
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
+from lakeforge import class_archive
 from lakeforge.config import SparkSettings
 from lakeforge.errors import SparkSetupError
 from lakeforge.secrets import resolve_conf
@@ -103,6 +104,13 @@ def fetch_jars(settings: SparkSettings, refresh: bool = False) -> Path:
     return folder
 
 
+def archive_conf(settings: SparkSettings, jars: list[str]) -> dict[str, str]:
+    """Driver options mapping the class-data archive `lakeforge jars` recorded for `jars` (none: empty); as
+    ``spark.driver.defaultJavaOptions``, which Spark puts before the ``extraJavaOptions`` users may set."""
+    options = class_archive.java_options(settings, jars)
+    return {"spark.driver.defaultJavaOptions": options} if options else {}
+
+
 def build_conf(settings: SparkSettings, warehouse_dir: str) -> dict[str, str]:
     """The Spark conf lakeforge sets, lowest to highest precedence: defaults, then YAML (``${env:NAME}`` resolved)."""
     conf = dict(DEFAULT_CONF)
@@ -113,6 +121,7 @@ def build_conf(settings: SparkSettings, warehouse_dir: str) -> dict[str, str]:
         jars = jar_files(settings)
         if jars:
             conf["spark.jars"] = ",".join(jars)
+            conf.update(archive_conf(settings, jars))
         else:
             conf["spark.jars.packages"] = ",".join(settings.all_packages)
     elif settings.master:

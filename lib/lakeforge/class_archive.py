@@ -3,7 +3,7 @@ loads, recorded once by ``lakeforge jars`` beside the jars, then mapped at every
 loaded and verified again (on two cores a cold session plus its first Delta write took 20.7 s, 15.3 s
 with the archive).
 
-The archive belongs to one Java runtime, pyspark version and jar list: its name carries their digest, so
+The archive belongs to one Java runtime, pyspark installation and jar list: its name carries their digest, so
 after any of them changes no archive matches and sessions start as before until ``lakeforge jars`` records
 a new one. It applies to sessions lakeforge starts in-process (``lakeforge run``, notebooks, tests), not
 to ``spark-submit`` jobs, whose JVMs the cluster manager launches.
@@ -40,7 +40,9 @@ def archive_path(settings: SparkSettings, jars: list[str]) -> Path | None:
     if java is None:
         return None
     stat = java.stat()
-    identity = "\n".join([str(java), str(stat.st_size), str(stat.st_mtime_ns), pyspark.__version__, *jars])
+    spark_jars = Path(pyspark.__file__).parent / "jars"  # the JVM's class path: the archive holds it
+    identity = "\n".join([str(java), str(stat.st_size), str(stat.st_mtime_ns), str(spark_jars), pyspark.__version__,
+                          *jars])
     return jars_folder(settings) / f"classes-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.jsa"
 
 

@@ -48,7 +48,9 @@ def archive_path(settings: SparkSettings, jars: list[str]) -> Path | None:
 def java_options(settings: SparkSettings, jars: list[str]) -> str:
     """Driver JVM options that map the recorded archive, or "" when there is none."""
     archive = archive_path(settings, jars) if jars else None
-    return f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off" if archive and archive.exists() else ""
+    if archive is None or not archive.exists():
+        return ""
+    return f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
 def record(settings: SparkSettings) -> Path | None:

@@ -91,9 +91,9 @@ def parser() -> argparse.ArgumentParser:
     airflow.add_argument("--schedule", default="@daily")
     check = commands.add_parser("check", help="start Spark with Delta and print versions")
     check.add_argument("--conf", default=DEFAULT_CONF, help="pipeline YAML (default: %(default)s)")
-    jars = _with_config(commands.add_parser("jars", help="resolve Delta's jars (and spark.packages) from Maven once, "
-                                                         "into the local jar folder later sessions start from, and record "
-                                                         "the classes a session loads (a JDK class-data archive) for faster starts"))
+    jars = _with_config(commands.add_parser(
+        "jars", help="resolve Delta's jars (and spark.packages) from Maven once, into the local jar folder later "
+                     "sessions start from, and record the classes a session loads (a JDK class-data archive)"))
     jars.add_argument("--refresh", action="store_true", help="resolve again even if the folder holds jars")
     jars.add_argument("--no-class-archive", action="store_true",
                       help="do not record the class-data archive (recording takes about a minute, once)")

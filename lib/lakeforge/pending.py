@@ -33,7 +33,7 @@ from lakeforge.quality.metrics import METRICS_TABLE, append_metrics
 from lakeforge.quality.rules import MetricResult
 from lakeforge.staging import StagedBatch, commit_record, delete_staged_files
 from lakeforge.storage import storage_for
-from lakeforge.tables import is_write_conflict, latest_version
+from lakeforge.tables import delta_log, is_write_conflict, latest_version
 
 __all__ = ["PendingIngest", "commit_all", "complete_pending"]
 
@@ -144,6 +144,6 @@ def _commit_once(spark: SparkSession, record: dict[str, Any], app_id: str) -> No
 
 def _holds(spark: SparkSession, path: str, app_id: str) -> bool:
     """True when the Delta table at `path` exists and recorded a commit with `app_id`."""
-    txn = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    txn = delta_log(spark, path).startTransaction()
     return txn.readVersion() >= 0 and txn.txnVersion(app_id) >= 0
 

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from lakeforge.errors import IngestError
+from lakeforge.tables import delta_log
 
 BATCH_COLUMN = "_batch_id"
 
@@ -92,7 +93,7 @@ def commit_record(spark: SparkSession, record: dict[str, Any], app_id: str) -> i
     """Commit a `StagedBatch.record` in a new transaction, unless the table already holds `app_id`:
     the new version, or None when it was committed before (or there is nothing to commit)."""
     jvm = spark._jvm
-    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, record["path"]).startTransaction()
+    txn = delta_log(spark, record["path"]).startTransaction()
     if txn.txnVersion(app_id) >= 0 or not (record["actions"] or record["schema"]):
         return None
     if txn.readVersion() < 0:
@@ -145,7 +146,7 @@ def stage_batch(df: DataFrame, path: str, batch_id: str, *, replaces: tuple[str,
     spark = df.sparkSession
     jvm = spark._jvm
     rows = df.withColumn(BATCH_COLUMN, F.lit(batch_id)).withColumn("_ingested_at", F.current_timestamp())
-    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    txn = delta_log(spark, path).startTransaction()
     creates_table = txn.readVersion() < 0
     if creates_table:
         txn.updateMetadata(_new_table_metadata(jvm, rows.schema), False)

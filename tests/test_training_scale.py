@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -183,6 +185,15 @@ def test_train_collects_at_most_max_train_rows_and_logs_the_sample_rate(spark, l
 
 
 # --- spark_ml trainer ------------------------------------------------------------------------------------------
+
+def test_a_spark_ml_model_is_logged_from_a_main_module_without_a_file(tmp_path):
+    """`python -c` (or a pytest-xdist worker) without Spark Connect's dependencies: importing pyspark.ml.connect,
+    as mlflow does while logging a Spark ML model, would end the process with exit code 0 and no output."""
+    probe = ("from lakeforge import spark_ml; spark_ml._without_spark_connect_ml(); "
+             "from mlflow.spark import _is_spark_connect_model; print('classic model:', not _is_spark_connect_model(1))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "classic model: True\n"), done.stderr[-2000:]
+
 
 def test_spark_ml_model_trains_registers_and_scores_through_the_same_steps(spark, lake):
     config = config_for(lake, "spark-ml", **SPARK_ML)

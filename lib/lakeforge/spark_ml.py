@@ -16,6 +16,14 @@ Inputs are `train.model_input` rows (categoricals and text as strings, numerics 
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
+
+import mlflow
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from pyspark.ml import Estimator, Pipeline, PipelineModel, Transformer
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.feature import (IDF, CountVectorizer, HashingTF, Imputer, IndexToString, OneHotEncoder, QuantileDiscretizer,
@@ -131,3 +139,26 @@ def with_outputs(rows: DataFrame, model: PipelineModel, task: Task) -> DataFrame
         classes = F.array(*[F.lit(c) for c in model.stages[-1].getLabels()])
         outputs = [F.col(CLASS).alias("prediction"), F.map_from_arrays(classes, probability).alias("probabilities")]
     return transformed.select(*[c for c in rows.columns if c not in task.output_columns()], *outputs)
+
+
+def log_model(model: PipelineModel, registered_name: str, signature: ModelSignature) -> ModelInfo:
+    """Log `model` as the run's ``model`` (mlflow.spark) and register it under `registered_name`."""
+    _without_spark_connect_ml()
+    return mlflow.spark.log_model(
+        model, "model", registered_model_name=registered_name, signature=signature,
+        pip_requirements=mlflow.spark.get_default_pip_requirements(),  # inferring them would start another Spark
+    )
+
+
+def _without_spark_connect_ml() -> None:
+    """Keep ``pyspark.ml.connect`` from ending the process. mlflow imports it to tell Spark Connect models
+    apart; without Spark Connect's dependencies (grpc) and under a ``__main__`` without a file (``python -c``,
+    a pytest-xdist worker) its import calls ``sys.exit(0)``. Imported here instead, a failure leaves it
+    unimportable (mlflow then takes the model for a classic one, as it is)."""
+    if "pyspark.ml.connect" in sys.modules:
+        return
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its "Skipping doctests: ..." line
+            importlib.import_module("pyspark.ml.connect")
+    except (ImportError, SystemExit):
+        sys.modules["pyspark.ml.connect"] = None  # later imports raise ImportError

@@ -152,12 +152,8 @@ def fit_spark_ml(spark: SparkSession, rows: DataFrame, available: int, config: L
     mlflow.log_params({"rows_fit": available - rows_validation, "rows_validation": rows_validation, **settings.params})
     mlflow.log_metrics(metrics)
     sample = spark_ml.with_outputs(rows.limit(50), model, task).toPandas()
-    info = mlflow.spark.log_model(
-        model, "model", registered_model_name=registered_name,
-        signature=infer_signature(sample[feature_columns(settings)], sample[task.output_columns()]),
-        pip_requirements=mlflow.spark.get_default_pip_requirements(),  # inferring them would start another Spark
-    )
-    return info, metrics
+    signature = infer_signature(sample[feature_columns(settings)], sample[task.output_columns()])
+    return spark_ml.log_model(model, registered_name, signature), metrics
 
 
 def run(spark: SparkSession, config: LakeforgeConfig) -> StepResult:

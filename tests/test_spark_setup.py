@@ -34,16 +34,25 @@ def test_jars_come_from_the_folder_lakeforge_jars_fills_else_from_maven(tmp_path
         jar_files(SparkSettings(jars_dir=str(tmp_path / "empty")))
 
 
-def test_after_lakeforge_jars_spark_starts_without_a_resolution_report(tmp_path):
-    """`lakeforge check` after `lakeforge jars` (as ./run setup does): no Ivy report, no stack trace, and the
-    driver JVM takes classes from the class-data archive `lakeforge jars` recorded."""
+def test_lakeforge_jars_fills_an_empty_folder_from_maven(tmp_path):
     lakeforge = str(Path(sys.executable).parent / "lakeforge")
     env = {**os.environ, "LAKEFORGE_JARS_HOME": str(tmp_path / "jars")}
-    fetched = subprocess.run([lakeforge, "jars"], capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
+    fetched = subprocess.run([lakeforge, "jars", "--no-class-archive"], capture_output=True, text=True, timeout=900,
+                             cwd=tmp_path, env=env)
     assert fetched.returncode == 0, fetched.stderr[-2000:]
     assert any("delta-spark" in jar.name for jar in (tmp_path / "jars").glob("*/*.jar"))
-    archives = list((tmp_path / "jars").glob("*/classes-*.jsa"))
-    assert len(archives) == 1 and f"class-data archive (faster JVM starts): {archives[0]}" in fetched.stdout
+    assert not list((tmp_path / "jars").glob("*/classes-*.jsa")) and "class-data archive" not in fetched.stdout
+
+
+def test_after_lakeforge_jars_spark_starts_without_a_resolution_report(tmp_path):
+    """`lakeforge check` after `lakeforge jars` (as ./run setup does, in the default jar folder): no Ivy report,
+    no stack trace, and the driver JVM takes classes from the class-data archive `lakeforge jars` recorded."""
+    lakeforge = str(Path(sys.executable).parent / "lakeforge")
+    env = {key: value for key, value in os.environ.items() if key not in ("LAKEFORGE_JARS_HOME", "JAVA_TOOL_OPTIONS")}
+    fetched = subprocess.run([lakeforge, "jars"], capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+    archive = archive_path(SparkSettings(), jar_files(SparkSettings()))
+    assert archive.exists() and f"class-data archive (faster JVM starts): {archive}" in fetched.stdout
     loads = tmp_path / "class-load.log"  # where each class came from: "source: shared objects file (top)"
     env["JAVA_TOOL_OPTIONS"] = f"-Xlog:class+load=info:file={loads}"
     checked = subprocess.run([lakeforge, "check"], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)

@@ -1,6 +1,7 @@
 """Shared fixtures: one real SparkSession (with Delta) for the whole test session."""
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import sys
@@ -36,6 +37,39 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
     if months:
         seed_landing(storage_for(config), config.landing_dir, months)
     return config
+
+
+SHARED_RUN_FIXTURES = ("flights_pipeline", "flights_cascade")  # session fixtures: one flights run per process
+
+
+@functools.cache
+def uses_shared_run(module: Path) -> bool:
+    return any(name in module.read_text() for name in SHARED_RUN_FIXTURES)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest work first (see `pytest_xdist_make_scheduler`): the cluster test, then the modules sharing the
+    flights run, so that a worker does not start one of them while the other worker is about to finish."""
+    items.sort(key=lambda item: (item.get_closest_marker("cluster") is None, not uses_shared_run(item.path)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``./run test`` (``pytest -n 2``): a test module is one unit of work, so its module fixtures are built once,
+    and the modules using the flights run (`SHARED_RUN_FIXTURES`) are one unit, so that run is built once.
+    Units go to workers in collection order. (xdist's ``--dist loadgroup`` cannot do this under pytest 9, which
+    ignores the node ids it rewrites.) Another ``--dist`` mode than the default keeps xdist's own scheduler."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "the flights run" if uses_shared_run(config.rootpath / module) else module
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

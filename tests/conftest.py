@@ -44,6 +44,8 @@ SHARED_RUN_FIXTURES = ("flights_pipeline", "flights_cascade")  # session fixture
 
 @functools.cache
 def uses_shared_run(module: Path) -> bool:
+    """Whether the test module's source names a `SHARED_RUN_FIXTURES` fixture (the xdist controller decides the
+    units before any test module is imported, so it reads the source)."""
     return any(name in module.read_text() for name in SHARED_RUN_FIXTURES)
 
 

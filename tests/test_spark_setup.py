@@ -27,7 +27,11 @@ def test_jars_come_from_the_folder_lakeforge_jars_fills_else_from_maven(tmp_path
     assert conf["spark.jars"] == str(folder / "delta.jar") and "spark.jars.packages" not in conf
     assert "spark.driver.defaultJavaOptions" not in conf  # no archive recorded for these jars
     archive = archive_path(settings, [str(folder / "delta.jar")])
-    assert archive.parent == folder and archive != archive_path(settings, [str(folder / "other.jar")])
+    (tmp_path / "other.jar").write_bytes(b"")
+    assert archive.parent == folder and archive != archive_path(settings, [str(tmp_path / "other.jar")])
+    os.utime(folder / "delta.jar", ns=(0, 0))  # the same path, other bytes (a folder filled again): another archive
+    assert archive_path(settings, [str(folder / "delta.jar")]) != archive
+    archive = archive_path(settings, [str(folder / "delta.jar")])
     archive.write_bytes(b"")
     assert f"-XX:SharedArchiveFile={archive} " in build_conf(settings, "w")["spark.driver.defaultJavaOptions"]
     with pytest.raises(SparkSetupError, match="spark.jars_dir .* holds no .jar files"):

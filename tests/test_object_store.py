@@ -21,7 +21,10 @@ from conftest import FLIGHTS_CONF, free_port, seed_landing, wait_for
 
 pytestmark = pytest.mark.e2e
 HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.4.2"
-KEYS = {"AWS_ACCESS_KEY_ID": "lakeforge", "AWS_SECRET_ACCESS_KEY": "lakeforge", "AWS_DEFAULT_REGION": "us-east-1"}
+# moto takes any keys; these must not be words other tests expect to see: lakeforge masks a secret value
+# wherever this process prints or records it afterwards
+KEYS = {"AWS_ACCESS_KEY_ID": "moto-test-key-id", "AWS_SECRET_ACCESS_KEY": "moto-test-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real SparkSession (with Delta) for the whole test session."""
+"""Shared fixtures: one real SparkSession (with Delta) per test process (each pytest-xdist worker), and the
+scheduler that hands test modules to the workers."""
 from __future__ import annotations
 
 import functools

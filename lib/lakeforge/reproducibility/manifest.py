@@ -6,8 +6,11 @@ Secrets are masked (`lakeforge.masking`); the hash is of the config as it ran, s
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import platform
+import sys
 from dataclasses import asdict
 from importlib import metadata
 from typing import Any
@@ -35,9 +38,24 @@ class PinnedDeltaSource(DeltaDatasetSource):
 
 
 def installed_packages() -> list[str]:
-    """``name==version`` of every installed distribution, sorted: a ``pip freeze``-style lock."""
+    """``name==version`` of every installed distribution, sorted: a ``pip freeze``-style lock.
+
+    Reading every distribution's metadata takes about 0.4 s, so the lock is kept until an install or
+    removal changes a folder on ``sys.path`` (its modification time) or ``sys.path`` itself."""
+    return list(_packages_on(tuple((entry, _modified(entry)) for entry in sys.path)))
+
+
+def _modified(entry: str) -> int | None:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _packages_on(path_stamps: tuple[tuple[str, int | None], ...]) -> tuple[str, ...]:
     found = {dist.metadata["Name"].lower(): dist.version for dist in metadata.distributions() if dist.metadata["Name"]}
-    return [f"{name}=={version}" for name, version in sorted(found.items())]
+    return tuple(f"{name}=={version}" for name, version in sorted(found.items()))
 
 
 def runtime_versions(spark: SparkSession | None) -> dict[str, str]:

@@ -64,7 +64,7 @@ def test_as_of_aggregates_see_strictly_earlier_rows_only(spark, seed):
         "event_time": [EPOCH + dt.timedelta(minutes=int(m)) for m in rng.integers(0, 260 * 60, 50)]})])
     points = spark.createDataFrame(queries, "k string, event_time timestamp")
     got = as_of_points(events_frame(spark, events), points, ["k"], METRICS, WINDOW).collect()
-    assert len(got) == len(queries.drop_duplicates())
+    assert len(got) == len(queries.drop_duplicates()) == len({(r["k"], r["event_time"]) for r in got})
     for row in got:
         t = row["event_time"]
         assert_matches(row.asDict(), brute_force(events, row["k"], t - dt.timedelta(seconds=WINDOW), t))
@@ -73,8 +73,9 @@ def test_as_of_aggregates_see_strictly_earlier_rows_only(spark, seed):
 @pytest.mark.parametrize("metrics", [SNAPSHOT_METRICS, METRICS], ids=["general", "decomposed"])
 def test_daily_snapshots_exclude_the_day_they_are_as_of(spark, metrics):
     events = random_events(3)
-    got = {(r["k"], r["event_time"]): r.asDict()
-           for r in snapshots(events_frame(spark, events), ["k"], metrics, WINDOW, 86400).collect()}
+    rows = snapshots(events_frame(spark, events), ["k"], metrics, WINDOW, 86400).collect()
+    got = {(r["k"], r["event_time"]): r.asDict() for r in rows}
+    assert len(got) == len(rows)  # one row per key and day: materializing does not check (`unique_rows`)
     expected = {}
     for key in "abc":
         for day in range(0, 14):
@@ -98,6 +99,10 @@ def test_select_view_rows_and_its_join_description(spark):
     assert_df_equality(rows, expected, ignore_nullable=True)
     table = view_table("w", view, rows)
     assert (table.keys, table.max_age_seconds, table.features) == (("origin",), 3 * 3600, ("temp_c",))
+    assert not table.unique_rows  # a source may hold two rows for one key and time: materializing checks
+    daily = FeatureViewSettings(source="weather", keys=["origin"], event_time="time_hour",
+                                aggregate={"window": "3d", "every": "1d", "metrics": {"n": "count(*)"}})
+    assert view_table("d", daily, view_rows(spark, "d", daily, {"weather": weather})).unique_rows
 
 
 def hottest_hour_per_day(inputs, spark):

@@ -38,10 +38,12 @@ def conform(rows: DataFrame, table: ViewTable) -> DataFrame:
 
 
 def materialize(spark: SparkSession, config: LakeforgeConfig, table: ViewTable, rows: DataFrame) -> TableVersion:
-    """MERGE `rows` into the view's Delta table on keys + event time: insert new rows, update changed ones."""
+    """MERGE `rows` into the view's Delta table on keys + event time: insert new rows, update changed ones.
+
+    Rows that share keys + event time are refused (unless the view's rows are unique by construction)."""
     source = conform(rows, table)
     identity = table.identity
-    duplicated = source.groupBy(*identity).count().where("count > 1").limit(1).collect()
+    duplicated = [] if table.unique_rows else source.groupBy(*identity).count().where("count > 1").limit(1).collect()
     if duplicated:
         raise StepError(f"feature view '{table.name}': several rows share {dict(zip(identity, duplicated[0]))}; "
                         f"keys + event time must identify a row")

@@ -27,13 +27,18 @@ __all__ = ["EVENT_TIME", "KNOWN_TIME", "SPINE", "ViewTable", "load_function", "v
 
 @dataclass(frozen=True)
 class ViewTable:
-    """How a materialized view joins onto the spine: keys, max age of a match (None: static), features."""
+    """How a materialized view joins onto the spine: keys, max age of a match (None: static), features.
+
+    `unique_rows`: its rows are one per identity by construction (an aggregate view: one group per key
+    and period, or per distinct query point), so materializing need not compute them once more to check.
+    """
 
     name: str
     keys: tuple[str, ...]
     max_age_seconds: int | None
     has_known_time: bool
     features: tuple[str, ...]
+    unique_rows: bool = False
 
     @property
     def identity(self) -> list[str]:
@@ -60,7 +65,8 @@ def view_table(name: str, view: FeatureViewSettings, rows: DataFrame) -> ViewTab
         every = view.aggregate.every
         # a snapshot serves the spine rows of its own period; an as-of-points row exactly its own time
         max_age = duration_seconds(every) - 1 if every else 1
-        return ViewTable(name, tuple(view.keys), max(max_age, 1), False, tuple(view.aggregate.metrics))
+        return ViewTable(name, tuple(view.keys), max(max_age, 1), False, tuple(view.aggregate.metrics),
+                         unique_rows=True)
     timed = view.event_time is not None
     reserved = {*view.keys, EVENT_TIME, KNOWN_TIME}
     features = tuple(c for c in rows.columns if c not in reserved) if view.python else tuple(view.select)

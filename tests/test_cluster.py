@@ -21,7 +21,7 @@ import pytest
 from lakeforge.spark import JVM_CONF
 from lakeforge.storage import Storage
 
-from conftest import FLIGHTS_CONF, REPO, free_port, months_of_2013, seed_landing, wait_for
+from conftest import FLIGHTS_CONF, QUICK_JIT, REPO, free_port, months_of_2013, seed_landing, wait_for
 
 pytestmark = pytest.mark.cluster
 STEPS = {"ingest": {}, "features": {"depends_on": ["ingest"]}, "train": {"depends_on": ["features"]},
@@ -29,8 +29,9 @@ STEPS = {"ingest": {}, "features": {"depends_on": ["ingest"]}, "train": {"depend
 SMALL = [f"windows.train={months_of_2013(1, 1)}", f"windows.score={months_of_2013(2, 2)}", "model.params.max_iter=50",
          "model.alias=challenger", f"pipeline.steps={json.dumps(STEPS)}"]
 # Each step is a fresh driver and executor JVM working on small data: the client compiler alone (C1) warms them
-# up at a fraction of the CPU (the 2-core machine runs both); results do not depend on the JIT tier.
-QUICK_JIT = [f"spark.conf.{key}={options} -XX:TieredStopAtLevel=1" for key, options in JVM_CONF.items()]
+# up at a fraction of the CPU (the 2-core machine runs both); results do not depend on the JIT tier. Set as the
+# steps' Java options: SPARK_SUBMIT_OPTS (see conftest) does not reach the executors the cluster's worker starts.
+QUICK_JIT_STEPS = [f"spark.conf.{key}={options} {QUICK_JIT}" for key, options in JVM_CONF.items()]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -103,7 +104,7 @@ def tracking_server(tmp_path_factory):
 def test_pipeline_on_standalone_cluster_with_tracking_server(spark, wheel_venv, cluster, tracking_server, tmp_path):
     master, master_ui = cluster
     seed_landing(Storage(), str(tmp_path / "landing"), [1, 2])
-    overrides = [f"storage_root={tmp_path}", f"mlflow.tracking_uri={tracking_server}", *SMALL, *QUICK_JIT]
+    overrides = [f"storage_root={tmp_path}", f"mlflow.tracking_uri={tracking_server}", *SMALL, *QUICK_JIT_STEPS]
     command = [str(wheel_venv / "bin" / "lakeforge"), "run", "all", "--submit", master,
                "--conf", str(FLIGHTS_CONF), "--run-id", "cluster-run"]
     for override in overrides:

@@ -40,8 +40,9 @@ def flights_config(storage_root: Path, months: list[int] | None = None, **overri
     """
     base = {"storage_root": str(storage_root), "spark.conf": {"spark.sql.shuffle.partitions": 2}}
     config = load_config(FLIGHTS_CONF, {**base, **overrides})
-    store = Path(config.tracking_uri.removeprefix("sqlite:///")) if local_path(config.storage_root) else None
-    if store is not None and config.tracking_uri.startswith("sqlite:///") and not store.exists():
+    uri = config.tracking_uri if local_path(config.storage_root) else ""  # else no default store to start
+    store = Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("sqlite:///") and not store.exists():
         store.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(empty_mlflow_store(), store)
     if months:

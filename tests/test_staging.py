@@ -1,16 +1,13 @@
 """Staged Delta writes: invisible until committed, replace only their batch, refuse what they cannot replace."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakeforge.errors import IngestError
-from lakeforge.staging import commit_record, stage_batch
+from lakeforge.staging import stage_batch
 from lakeforge.tables import latest_version
 
 
@@ -83,37 +80,3 @@ def test_a_file_mixing_batches_is_not_silently_replaced(spark, tmp_path):
     with pytest.raises(IngestError, match="may hold batch a besides other rows"):
         stage_batch(rows(spark, 3), path, "a")
     assert latest_version(spark, path) == 0
-
-
-def _file_stats(path):
-    """The statistics of every file a table's log adds, by the columns they cover."""
-    adds = [json.loads(line)["add"] for log in sorted(Path(path, "_delta_log").glob("*.json"))
-            for line in log.read_text().splitlines() if '"add"' in line]
-    return [json.loads(add["stats"]) for add in adds]
-
-
-@pytest.mark.parametrize("commit", ["in its transaction", "from its record"])
-def test_a_new_table_collects_no_statistics_on_the_columns_named(spark, tmp_path, commit):
-    path = str(tmp_path / "t")
-    staged = stage_batch(rows(spark, 1, 2), path, "a", no_stats=("value",))
-    if commit == "in its transaction":
-        staged.commit()
-    else:
-        commit_record(spark, staged.record(), "app-1")
-    stage_batch(rows(spark, 3), path, "b").commit()  # the table keeps its setting for later batches
-
-    stats = _file_stats(path)
-    assert sum(file["numRecords"] for file in stats) == 3
-    for file in stats:
-        assert set(file["minValues"]) == set(file["nullCount"]) == {"id", "_batch_id", "_ingested_at"}
-    properties = DeltaTable.forPath(spark, path).detail().head()["properties"]
-    assert properties == {"delta.dataSkippingStatsColumns": "`id`,`_batch_id`,`_ingested_at`"}
-
-    stage_batch(rows(spark, 4), path, "a").commit()  # replacing a batch still finds its files by `_batch_id`
-    assert sorted(r.id for r in table_rows(spark, path).collect()) == [3, 4]
-
-
-def test_without_names_a_new_table_collects_statistics_on_every_column(spark, tmp_path):
-    path = str(tmp_path / "t")
-    stage_batch(rows(spark, 1), path, "a").commit()
-    assert set(_file_stats(path)[0]["minValues"]) == {"id", "value", "_batch_id", "_ingested_at"}

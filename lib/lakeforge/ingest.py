@@ -55,9 +55,6 @@ from lakeforge.tables import TableVersion, latest_version, read_pinned
 from lakeforge.tracking import log_tables, step_run
 
 MAX_REASONS_SHOWN = 10
-# Per-row lineage texts, read whole or looked up with `_batch_id`: no Delta statistics (3M generated
-# flights landed as Parquet: the ingest step took 13.5 s without them vs 14.9 s with them, best of 4).
-NO_STATS = (ROW_ID, "_source_file", "_raw", REASONS)
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ def _stage_good(spark: SparkSession, batch: SourceBatch, table_path: str, tainte
         *scan_aggregates(source.quality, ~F.col("_bad")),
     )
     good = stage_batch(measured.where(~F.col("_bad")).select(*source.columns, "_source_file", ROW_ID), table_path,
-                       batch.batch_id, replaces=replaces, no_stats=NO_STATS)
+                       batch.batch_id, replaces=replaces)
     return good, observed.get
 
 
@@ -173,7 +170,7 @@ def stage_source(
                 raise IngestError(_quarantine_summary(source_name, rows_read, rows_quarantined, bad_rows,
                                                       source.max_rejected_fraction))
             quarantined = stage_batch(bad_rows, quarantine_path, batch.batch_id, replaces=replaces,
-                                      known_empty=rows_quarantined == 0, no_stats=NO_STATS)
+                                      known_empty=rows_quarantined == 0)
         except BaseException:
             good.abort()
             raise

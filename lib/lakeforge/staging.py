@@ -10,10 +10,6 @@ Until `StagedBatch.commit`, the files are invisible to every reader: they sit in
 folder but no log entry names them. `StagedBatch.abort` deletes them; files left by a crashed
 process are unreferenced and removed by ``VACUUM``.
 
-A table staging creates collects Delta's per-file statistics (data skipping) on every column except
-the ones the caller names in `no_stats`: min and max of a long per-row text nobody filters on cost
-more to collect than they ever save.
-
 A commit can carry an application id (Delta's ``SetTransaction``): `StagedBatch.record` gives the
 batch's actions as JSON, and `commit_record` commits them in a new transaction unless the table
 already holds that id, so a commit interrupted by a crash can be completed later, exactly once.
@@ -23,7 +19,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +47,6 @@ class StagedBatch:
     _added: list = field(repr=False)
     _replaced: list = field(repr=False)
     _creates_table: bool = field(repr=False)
-    _configuration: dict[str, str] = field(default_factory=dict, repr=False)
     _committed: bool = field(default=False, repr=False)
 
     def frame(self) -> DataFrame:
@@ -85,7 +79,6 @@ class StagedBatch:
         """The batch's commit as JSON-able data, for `commit_record`."""
         return {"path": self.path, "batch_ids": [self.batch_id, *self.replaces],
                 "schema": self.schema.json() if self._creates_table else None,
-                "configuration": self._configuration if self._creates_table else {},
                 "actions": [a.json() for a in self._added] + [r.remove().json() for r in self._replaced]}
 
     def abort(self) -> None:
@@ -104,8 +97,7 @@ def commit_record(spark: SparkSession, record: dict[str, Any], app_id: str) -> i
     if txn.txnVersion(app_id) >= 0 or not (record["actions"] or record["schema"]):
         return None
     if txn.readVersion() < 0:
-        schema = StructType.fromJson(json.loads(record["schema"]))
-        txn.updateMetadata(_new_table_metadata(jvm, schema, record.get("configuration", {})), False)
+        txn.updateMetadata(_new_table_metadata(jvm, StructType.fromJson(json.loads(record["schema"]))), False)
     action = _action_object(jvm)
     return _commit(spark, txn, [action.fromJson(text) for text in record["actions"]], tuple(record["batch_ids"]), app_id)
 
@@ -143,40 +135,28 @@ def _commit(spark: SparkSession, txn, actions: list, batch_ids: tuple[str, ...],
 
 
 def stage_batch(df: DataFrame, path: str, batch_id: str, *, replaces: tuple[str, ...] = (),
-                known_empty: bool = False, no_stats: Collection[str] = ()) -> StagedBatch:
+                known_empty: bool = False) -> StagedBatch:
     """Write `df` as batch `batch_id` of the Delta table at `path` (created if missing), uncommitted;
     its commit replaces the rows of `batch_id` and of the batches in `replaces`.
 
     The rows get the `_batch_id` and `_ingested_at` columns. Column order may differ from the
     table's; a different set of columns or types is refused, naming them. With `known_empty` the
     caller vouches that `df` has no rows: no Spark job runs, only the old batches' removal is staged.
-    A table created here collects no statistics on the columns `no_stats` (``delta.dataSkippingStatsColumns``
-    lists the others); an existing table keeps its own setting.
     """
     spark = df.sparkSession
     jvm = spark._jvm
     rows = df.withColumn(BATCH_COLUMN, F.lit(batch_id)).withColumn("_ingested_at", F.current_timestamp())
     txn = delta_log(spark, path).startTransaction()
     creates_table = txn.readVersion() < 0
-    configuration = _stats_configuration(rows.schema, no_stats) if creates_table else {}
     if creates_table:
-        txn.updateMetadata(_new_table_metadata(jvm, rows.schema, configuration), False)
+        txn.updateMetadata(_new_table_metadata(jvm, rows.schema), False)
         replaced = []
     else:
         rows = _in_table_order(rows, StructType.fromJson(json.loads(txn.metadata().schemaString())), path)
         replaced = [f for batch in (batch_id, *replaces) for f in _batch_files(txn, path, batch)]
     added = [] if known_empty else list(_iterate(txn.writeFiles(rows._jdf)))
     count = sum(_record_count(f, path) for f in added)
-    return StagedBatch(spark, path, batch_id, rows.schema, count, tuple(replaces), txn, added, replaced, creates_table,
-                       configuration)
-
-
-def _stats_configuration(schema: StructType, no_stats: Collection[str]) -> dict[str, str]:
-    """The table properties that leave the columns `no_stats` out of Delta's statistics."""
-    if not no_stats:
-        return {}
-    kept = [f"`{name}`" for name in schema.names if name not in no_stats]
-    return {"delta.dataSkippingStatsColumns": ",".join(kept)}
+    return StagedBatch(spark, path, batch_id, rows.schema, count, tuple(replaces), txn, added, replaced, creates_table)
 
 
 def _replace_where(batch_ids: tuple[str, ...]) -> str:
@@ -237,16 +217,12 @@ def _record_count(added, path: str) -> int:
     return int(count.get())
 
 
-def _new_table_metadata(jvm, schema: StructType, configuration: dict[str, str]):
+def _new_table_metadata(jvm, schema: StructType):
     empty = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()
-    properties = empty
-    for key, value in configuration.items():
-        properties = properties.updated(key, value)
     actions = jvm.org.apache.spark.sql.delta.actions
     return actions.Metadata(
         str(uuid.uuid4()), None, None, actions.Format("parquet", empty), json.dumps(_nullable(schema.jsonValue())),
-        _scala_list(jvm, jvm.java.util.ArrayList()), properties,
-        jvm.scala.Some(jvm.java.lang.Long(int(time.time() * 1000))),
+        _scala_list(jvm, jvm.java.util.ArrayList()), empty, jvm.scala.Some(jvm.java.lang.Long(int(time.time() * 1000))),
     )
 
 
